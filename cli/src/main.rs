@@ -19,12 +19,27 @@ struct Cli {
 enum Command {
     /// Parse CUE files and report syntax errors.
     Parse(cmd::parse::Args),
+    /// Print the evaluated configuration as JSON, YAML or CUE (like `cue export`).
+    Export(cmd::export::Args),
+    /// Print the evaluated configuration as CUE, non-concrete values allowed (like `cue eval`).
+    Eval(cmd::eval::Args),
+    /// Run an action of a Dagger plan.
+    Do(cmd::do_::Args),
+    /// Inspect a plan (`plan graph`).
+    Plan(cmd::plan::Args),
+    /// Create or update a project (`project init`, `project update`).
+    Project(cmd::project::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Parse(args) => cmd::parse::run(args),
+        Command::Export(args) => cmd::export::run(args),
+        Command::Eval(args) => cmd::eval::run(args),
+        Command::Do(args) => cmd::do_::run(args),
+        Command::Plan(args) => cmd::plan::run(args),
+        Command::Project(args) => cmd::project::run(args),
     };
     match result {
         Ok(code) => code,

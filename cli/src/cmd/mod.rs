@@ -1,6 +1,11 @@
 //! One module per subcommand.
 
+pub mod do_;
+pub mod eval;
+pub mod export;
 pub mod parse;
+pub mod plan;
+pub mod project;
 
 /// Prints an error report to stderr.
 pub fn print_report(report: &miette::Report) {

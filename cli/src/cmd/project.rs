@@ -1,0 +1,16 @@
+//! `cuedag project`.
+
+use std::process::ExitCode;
+
+/// Arguments of `cuedag project`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Arguments (not parsed yet).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub rest: Vec<String>,
+}
+
+/// Runs `cuedag project`.
+pub fn run(_args: Args) -> miette::Result<ExitCode> {
+    Err(miette::miette!("`cuedag project` is not implemented yet"))
+}

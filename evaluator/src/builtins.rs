@@ -1,0 +1,1 @@
+//! Builtin packages (`strings`, `list`, `path`, `encoding/json`, ...) and predeclared functions.

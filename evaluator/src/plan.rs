@@ -1,0 +1,1 @@
+//! The Dagger plan model: task discovery, dependencies and the task graph.
