@@ -6,3 +6,4 @@
 
 pub mod builtins;
 pub mod plan;
+pub mod value;

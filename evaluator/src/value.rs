@@ -1,0 +1,208 @@
+//! Concrete CUE data and the interface between the evaluator and builtin
+//! functions.
+//!
+//! A builtin receives its arguments already evaluated, with defaults selected
+//! and fully concrete, as [`Value`]s. When an argument is not concrete the
+//! evaluator does not call the builtin at all: the call stays incomplete.
+//! A builtin returns a [`Value`] or a [`BuiltinError`].
+
+use indexmap::IndexMap;
+
+/// A concrete CUE value (what `cue export` can print).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// `null`.
+    Null,
+    /// `true` / `false`.
+    Bool(bool),
+    /// An integer.
+    Int(i128),
+    /// A floating-point number.
+    Float(f64),
+    /// A string.
+    String(String),
+    /// Bytes (`'...'`).
+    Bytes(Vec<u8>),
+    /// A list.
+    List(Vec<Value>),
+    /// A struct: regular fields in order.
+    Struct(IndexMap<String, Value>),
+}
+
+impl Value {
+    /// The CUE kind name: `null`, `bool`, `int`, `float`, `string`, `bytes`,
+    /// `list` or `struct`.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Value::Null => "null",
+            Value::Bool(_) => "bool",
+            Value::Int(_) => "int",
+            Value::Float(_) => "float",
+            Value::String(_) => "string",
+            Value::Bytes(_) => "bytes",
+            Value::List(_) => "list",
+            Value::Struct(_) => "struct",
+        }
+    }
+
+    /// The string, if this is one.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The integer, if this is one.
+    pub fn as_int(&self) -> Option<i128> {
+        match self {
+            Value::Int(i) => Some(*i),
+            _ => None,
+        }
+    }
+
+    /// The number as a float, for ints and floats.
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            Value::Int(i) => Some(*i as f64),
+            Value::Float(f) => Some(*f),
+            _ => None,
+        }
+    }
+
+    /// The boolean, if this is one.
+    pub fn as_bool(&self) -> Option<bool> {
+        match self {
+            Value::Bool(b) => Some(*b),
+            _ => None,
+        }
+    }
+
+    /// The elements, if this is a list.
+    pub fn as_list(&self) -> Option<&[Value]> {
+        match self {
+            Value::List(l) => Some(l),
+            _ => None,
+        }
+    }
+
+    /// The fields, if this is a struct.
+    pub fn as_struct(&self) -> Option<&IndexMap<String, Value>> {
+        match self {
+            Value::Struct(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Converts to JSON (bytes become base64 strings, as `cue export` does;
+    /// non-finite floats become `null`).
+    pub fn to_json(&self) -> serde_json::Value {
+        use base64::Engine as _;
+        match self {
+            Value::Null => serde_json::Value::Null,
+            Value::Bool(b) => serde_json::Value::Bool(*b),
+            Value::Int(i) => match i64::try_from(*i) {
+                Ok(v) => serde_json::Value::from(v),
+                Err(_) => match u64::try_from(*i) {
+                    Ok(v) => serde_json::Value::from(v),
+                    Err(_) => serde_json::Value::from(*i as f64),
+                },
+            },
+            Value::Float(f) => serde_json::Number::from_f64(*f)
+                .map(serde_json::Value::Number)
+                .unwrap_or(serde_json::Value::Null),
+            Value::String(s) => serde_json::Value::String(s.clone()),
+            Value::Bytes(b) => {
+                serde_json::Value::String(base64::engine::general_purpose::STANDARD.encode(b))
+            }
+            Value::List(l) => serde_json::Value::Array(l.iter().map(Value::to_json).collect()),
+            Value::Struct(s) => serde_json::Value::Object(
+                s.iter().map(|(k, v)| (k.clone(), v.to_json())).collect(),
+            ),
+        }
+    }
+
+    /// Converts from JSON: integers stay `Int`, other numbers become `Float`.
+    pub fn from_json(json: &serde_json::Value) -> Value {
+        match json {
+            serde_json::Value::Null => Value::Null,
+            serde_json::Value::Bool(b) => Value::Bool(*b),
+            serde_json::Value::Number(n) => {
+                if let Some(i) = n.as_i64() {
+                    Value::Int(i128::from(i))
+                } else if let Some(u) = n.as_u64() {
+                    Value::Int(i128::from(u))
+                } else {
+                    Value::Float(n.as_f64().unwrap_or(0.0))
+                }
+            }
+            serde_json::Value::String(s) => Value::String(s.clone()),
+            serde_json::Value::Array(a) => Value::List(a.iter().map(Value::from_json).collect()),
+            serde_json::Value::Object(o) => Value::Struct(
+                o.iter()
+                    .map(|(k, v)| (k.clone(), Value::from_json(v)))
+                    .collect(),
+            ),
+        }
+    }
+}
+
+/// Why a builtin could not produce a value.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum BuiltinError {
+    /// An argument is not concrete enough yet; the call stays pending.
+    #[error("incomplete: {0}")]
+    Incomplete(String),
+    /// The arguments are wrong; becomes a bottom value with this message
+    /// (lowercase, no final period, like CUE's: `invalid value "x" (does not
+    /// satisfy strings.MinRunes(3))` is built by the evaluator for validators).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// A builtin function: receives concrete arguments, returns a value.
+pub type BuiltinFn = fn(&[Value]) -> Result<Value, BuiltinError>;
+
+/// A builtin function with its arity.
+#[derive(Debug, Clone, Copy)]
+pub struct Func {
+    /// Fewest arguments accepted.
+    pub min_args: usize,
+    /// Most arguments accepted (`usize::MAX` for variadic).
+    pub max_args: usize,
+    /// Whether the function may be used as a validator: called with one
+    /// argument fewer (`strings.MinRunes(1)`), it becomes a constraint; when
+    /// unified with a concrete value `v` the evaluator calls `f(v, args...)`
+    /// and expects `Value::Bool(true)`.
+    pub validator: bool,
+    /// The implementation.
+    pub f: BuiltinFn,
+}
+
+/// A member of a builtin package.
+#[derive(Debug, Clone, Copy)]
+pub enum Member {
+    /// A function (`strings.Join`).
+    Func(Func),
+    /// A constant (`path.Unix`, `time.Second`).
+    Const(fn() -> Value),
+}
+
+/// A builtin package (`strings`, `encoding/json`, ...).
+#[derive(Debug)]
+pub struct Package {
+    /// The import path.
+    pub path: &'static str,
+    /// Members by name.
+    pub members: &'static [(&'static str, Member)],
+}
+
+impl Package {
+    /// Looks up a member by name.
+    pub fn member(&self, name: &str) -> Option<&'static Member> {
+        self.members
+            .iter()
+            .find(|(member_name, _)| *member_name == name)
+            .map(|(_, member)| member)
+    }
+}
