@@ -23,6 +23,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -171,6 +172,7 @@ impl LocalCache {
         let ingest = self.ingest_dir();
         let mut temp = tempfile::Builder::new()
             .prefix("blob-")
+            .permissions(fs::Permissions::from_mode(0o644))
             .tempfile_in(&ingest)
             .map_err(|e| Error::io(&ingest, e))?;
         let mut hasher = Hasher::new();
@@ -587,6 +589,7 @@ fn entry_name(desc: &Descriptor) -> String {
 fn write_atomic(dir: &Path, prefix: &str, dest: &Path, bytes: &[u8]) -> Result<(), Error> {
     let mut temp = tempfile::Builder::new()
         .prefix(prefix)
+        .permissions(fs::Permissions::from_mode(0o644))
         .tempfile_in(dir)
         .map_err(|e| Error::io(dir, e))?;
     temp.write_all(bytes)
@@ -646,6 +649,7 @@ impl LocalImport {
         let parent = dest.parent().unwrap_or(Path::new("."));
         let mut temp = tempfile::Builder::new()
             .prefix(".fetch-")
+            .permissions(fs::Permissions::from_mode(0o644))
             .tempfile_in(parent)?;
         let mut hasher = Hasher::new();
         let mut buf = vec![0u8; 256 * 1024];
