@@ -1,6 +1,8 @@
 //! The cache-spec table: every valid form and every error kind, with the
 //! messages snapshotted.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::fmt::Write as _;
 
 use cuedag_cache::spec::{CacheBackend, CacheSpec, CacheSpecs, Direction, Origin};

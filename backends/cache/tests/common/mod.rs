@@ -1,5 +1,5 @@
 //! Shared helpers: deterministic exports.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use cuedag_cache::{
     BlobSource, CacheExport, Digest, ExportLayer, ExportMount, ExportRecord, LayerDescriptor,
