@@ -232,7 +232,7 @@ fn leftovers_of_a_crashed_export_do_not_disturb_the_cache() {
         .unwrap();
     // What a kill -9 may leave: a partial blob in ingest/, a half-written
     // index temp file, and a blob written but never referenced.
-    fs::write(dir.join("ingest/blob-partial"), &common::bytes(3, 100)).unwrap();
+    fs::write(dir.join("ingest/blob-partial"), common::bytes(3, 100)).unwrap();
     fs::write(dir.join(".index.json.abc123"), b"{\"schemaVer").unwrap();
     let orphan = common::bytes(4, 100);
     fs::write(cache.blob_path(&Digest::of_bytes(&orphan)), &orphan).unwrap();
