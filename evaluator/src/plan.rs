@@ -4,30 +4,19 @@
 //! of a plan and their dependencies; [`TaskValue`] is the owned, concrete
 //! data exchanged with backends.
 
+mod engine;
 mod graph;
 mod path;
 mod value;
 
+use crate::Location;
+
+pub use engine::{
+    cue_path, from_data, ActionNode, ActionOutput, Plan, PlanTask, CORE_PACKAGE, DAGGER_PACKAGE,
+};
 pub use graph::{DependencyReason, Task, TaskGraph, KNOWN_TASK_TYPES};
 pub use path::{format_label, is_identifier, CuePath};
 pub use value::{Declared, DeclaredKind, FsRef, SecretId, SocketId, TaskValue};
-
-/// A source position (`file:line:col`, 1-based).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Position {
-    /// The file, as given to the loader.
-    pub file: String,
-    /// 1-based line.
-    pub line: u32,
-    /// 1-based column.
-    pub column: u32,
-}
-
-impl std::fmt::Display for Position {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}:{}", self.file, self.line, self.column)
-    }
-}
 
 /// A field that must be concrete before the plan runs and is not.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,7 +26,7 @@ pub struct UnsetField {
     /// Why it is not concrete (e.g. an unresolved disjunction), if known.
     pub reason: Option<String>,
     /// Where the field and its parent are written.
-    pub positions: Vec<Position>,
+    pub positions: Vec<Location>,
 }
 
 impl std::fmt::Display for UnsetField {
@@ -47,7 +36,11 @@ impl std::fmt::Display for UnsetField {
             write!(f, " ({reason})")?;
         }
         for position in &self.positions {
-            write!(f, "\n    {position}")?;
+            write!(
+                f,
+                "\n    {}:{}:{}",
+                position.file, position.line, position.col
+            )?;
         }
         Ok(())
     }
@@ -78,7 +71,7 @@ pub enum PlanError {
         /// The type name.
         name: String,
         /// Where the task is written, if known.
-        position: Option<Position>,
+        location: Option<Location>,
     },
     /// P003: required fields are neither concrete, defaulted nor references.
     #[error("{}", join_unset(fields))]
