@@ -37,6 +37,14 @@ pub enum ExecError {
         /// What the kernel said.
         reason: String,
     },
+    /// A field of the spec holds a value the sandbox cannot pass on.
+    #[error("invalid `{field}`: {reason}")]
+    InvalidSpec {
+        /// The field (`env`, `hosts`, …).
+        field: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
     /// The args are empty.
     #[error("exec has no arguments\nhint: set `args` to the command to run")]
     EmptyArgs,
@@ -115,6 +123,7 @@ impl ExecError {
             ExecError::NonZeroExit { .. } => "sandbox::non-zero-exit",
             ExecError::ProgramNotFound { .. } => "sandbox::program-not-found",
             ExecError::EmptyArgs => "sandbox::empty-args",
+            ExecError::InvalidSpec { .. } => "sandbox::invalid-spec",
             ExecError::UnknownUser { .. } => "sandbox::unknown-user",
             ExecError::UnknownGroup { .. } => "sandbox::unknown-group",
             ExecError::InvalidMount { .. } => "sandbox::invalid-mount",

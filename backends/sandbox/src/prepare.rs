@@ -34,7 +34,8 @@ const NEWROOT: &str = "/newroot";
 
 /// Overlay options: no redirects or metacopy (so the upper stays a plain
 /// overlayfs-format diff usable as a lower), no index, no uuid xattr.
-const OVERLAY_OPTS: &str = "redirect_dir=off,metacopy=off,index=off,uuid=off";
+/// (`uuid=off` is added when the kernel knows it.)
+const OVERLAY_OPTS: &str = "redirect_dir=off,metacopy=off,index=off";
 
 /// Docker's default capability set.
 const CAPS: &[&str] = &[
@@ -239,6 +240,19 @@ fn link_lowers(
     Ok(names.join(":"))
 }
 
+/// Appends an overlay mount to the setup script, retrying without
+/// `uuid=off` for kernels that do not know it.
+fn push_overlay_mount(script: &mut String, tools: &Tools, dirs: &str, target: &str, what: &str) {
+    let mount = shell_quote(&path_str(&tools.mount));
+    let _ = writeln!(
+        script,
+        "{mount} -t overlay overlay -o {} {target} 2>/dev/null || {mount} -t overlay overlay -o {} {target} || fail {}",
+        shell_quote(&format!("{dirs},{OVERLAY_OPTS},uuid=off")),
+        shell_quote(&format!("{dirs},{OVERLAY_OPTS}")),
+        shell_quote(what),
+    );
+}
+
 fn absolute(path: &Path) -> Result<PathBuf, ExecError> {
     fs::canonicalize(path).context(|| format!("resolving `{}`", path.display()))
 }
@@ -255,6 +269,71 @@ fn lock_file(host_dir: &Path) -> Result<File, ExecError> {
         .context(|| format!("opening cache lock `{}`", path.display()))
 }
 
+fn check_text(field: &'static str, value: &str, what: &str) -> Result<(), ExecError> {
+    if value.contains('\0') {
+        return Err(ExecError::InvalidSpec {
+            field,
+            reason: format!("{what} contains a NUL byte"),
+        });
+    }
+    Ok(())
+}
+
+/// Rejects values that cannot be passed through bubblewrap's NUL-separated
+/// `--args` stream or `/etc/hosts` (they could otherwise inject options).
+fn validate(spec: &ExecSpec) -> Result<(), ExecError> {
+    if spec.args.is_empty() {
+        return Err(ExecError::EmptyArgs);
+    }
+    for arg in &spec.args {
+        check_text("args", arg, "an argument")?;
+    }
+    let secret_keys = spec.secret_env.iter().map(|(k, v)| (k, v.expose()));
+    for (key, value) in spec
+        .env
+        .iter()
+        .map(|(k, v)| (k, v.as_str()))
+        .chain(secret_keys)
+    {
+        if key.is_empty() || key.contains('=') {
+            return Err(ExecError::InvalidSpec {
+                field: "env",
+                reason: format!("`{key}` is not a valid variable name"),
+            });
+        }
+        check_text("env", key, "a variable name")?;
+        check_text("env", value, &format!("the value of `{key}`"))?;
+    }
+    for (name, ip) in &spec.hosts {
+        let bad = |s: &str| s.is_empty() || s.chars().any(|c| c.is_whitespace() || c == '\0');
+        if bad(name) || bad(ip) {
+            return Err(ExecError::InvalidSpec {
+                field: "hosts",
+                reason: format!(
+                    "`{name}` → `{ip}` must be a host name and an address without spaces"
+                ),
+            });
+        }
+    }
+    if spec.hostname.is_empty()
+        || spec
+            .hostname
+            .chars()
+            .any(|c| c.is_whitespace() || c == '\0')
+    {
+        return Err(ExecError::InvalidSpec {
+            field: "hostname",
+            reason: format!("`{}` is not a valid host name", spec.hostname),
+        });
+    }
+    check_text("workdir", &spec.workdir, "the working directory")?;
+    check_text("user", &spec.user, "the user")?;
+    for mount in &spec.mounts {
+        check_text("mounts", mount.dest(), "a mount point")?;
+    }
+    Ok(())
+}
+
 /// Prepares a sandboxed run. Blocking: call it from `spawn_blocking`
 /// (waiting for a `Locked` cache happens here).
 pub(crate) fn prepare(
@@ -263,9 +342,7 @@ pub(crate) fn prepare(
     secret_root: &Path,
     spec: &ExecSpec,
 ) -> Result<Prepared, ExecError> {
-    if spec.args.is_empty() {
-        return Err(ExecError::EmptyArgs);
-    }
+    validate(spec)?;
     let lowers: Vec<PathBuf> = spec
         .lowers
         .iter()
@@ -311,13 +388,12 @@ pub(crate) fn prepare(
     let lowerdir = link_lowers(s, "root", &lowers, Some("mp"), None)?;
     symlink(&upper, s.join("root/u")).context(|| "linking the upper directory".to_owned())?;
     symlink(&work, s.join("root/w")).context(|| "linking the work directory".to_owned())?;
-    let _ = writeln!(
-        script,
-        "{} -t overlay overlay -o {} root/merged || fail 'cannot mount the root overlay'",
-        shell_quote(&path_str(&tools.mount)),
-        shell_quote(&format!(
-            "lowerdir={lowerdir},upperdir=root/u,workdir=root/w,{OVERLAY_OPTS}"
-        )),
+    push_overlay_mount(
+        &mut script,
+        tools,
+        &format!("lowerdir={lowerdir},upperdir=root/u,workdir=root/w"),
+        "root/merged",
+        "cannot mount the root overlay",
     );
 
     let mut args = Args {
@@ -559,14 +635,12 @@ pub(crate) fn prepare(
                     copy_attrs(&s.join(format!("{name}/u")), &meta)?;
                 }
                 let lowerdir = link_lowers(s, &name, &fs_lowers, None, Some("empty"))?;
-                let _ = writeln!(
-                    script,
-                    "{} -t overlay overlay -o {} {name}/merged || fail 'cannot mount the overlay for `{}`'",
-                    shell_quote(&path_str(&tools.mount)),
-                    shell_quote(&format!(
-                        "lowerdir={lowerdir},upperdir={name}/u,workdir={name}/w,{OVERLAY_OPTS}"
-                    )),
-                    dest.replace('\'', ""),
+                push_overlay_mount(
+                    &mut script,
+                    tools,
+                    &format!("lowerdir={lowerdir},upperdir={name}/u,workdir={name}/w"),
+                    &format!("{name}/merged"),
+                    &format!("cannot mount the overlay for `{dest}`"),
                 );
                 let mut source = s.join(format!("{name}/merged"));
                 if let Some(sub) = source_subpath {

@@ -240,6 +240,7 @@ impl Sandbox {
             command: spec.command_line(),
             program: spec.args.first().cloned().unwrap_or_default(),
             started,
+            upper: spec.upper.clone(),
             _prepared: prepared,
         })
     }
@@ -297,6 +298,7 @@ pub struct Running {
     command: String,
     program: String,
     started: Instant,
+    upper: PathBuf,
     _prepared: Prepared,
 }
 
@@ -422,9 +424,14 @@ impl Running {
         self.finish(status, false).await
     }
 
+    /// Waits for the output readers, then strips the xattrs overlayfs may
+    /// leave on the upper's root (older kernels without `uuid=off`).
     async fn join_readers(&mut self) {
         for reader in self.readers.drain(..) {
             let _ = reader.await;
+        }
+        for name in ["trusted.overlay.uuid", "trusted.overlay.origin"] {
+            let _ = rustix::fs::lremovexattr(&self.upper, name);
         }
     }
 

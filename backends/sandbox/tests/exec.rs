@@ -671,3 +671,37 @@ async fn cancellation_kills_the_process_tree() {
     });
     assert!(!alive, "the sandboxed process survived cancellation");
 }
+
+#[tokio::test]
+async fn nul_bytes_cannot_inject_sandbox_options() {
+    let fx = fixture();
+    let mut spec = fx.sh(vec![fx.base.clone()], "true");
+    spec.env
+        .push(("X".into(), "a\0--bind\0/\0/newroot/host".into()));
+    let err = run(&spec).await.0.unwrap_err();
+    assert_eq!(err.code(), "sandbox::invalid-spec", "{err}");
+    let mut spec = fx.sh(vec![fx.base.clone()], "true");
+    spec.hosts.push(("evil\n1.2.3.4".into(), "5.6.7.8".into()));
+    assert_eq!(
+        run(&spec).await.0.unwrap_err().code(),
+        "sandbox::invalid-spec"
+    );
+}
+
+#[tokio::test]
+async fn upper_root_keeps_no_overlay_xattrs_and_takes_the_lower_root_mode() {
+    let fx = fixture();
+    let spec = fx.sh(vec![fx.base.clone()], "echo x > /top");
+    std::fs::set_permissions(
+        &spec.upper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    run_ok(&spec).await;
+    let mut buf = vec![0u8; 4096];
+    let n = rustix::fs::llistxattr(&spec.upper, &mut buf[..]).unwrap();
+    let names = String::from_utf8_lossy(&buf[..n]).replace('\0', " ");
+    assert!(!names.contains("trusted.overlay"), "{names}");
+    let mode = std::fs::metadata(&spec.upper).unwrap().mode() & 0o7777;
+    assert_eq!(mode, 0o755);
+}
