@@ -705,3 +705,87 @@ async fn upper_root_keeps_no_overlay_xattrs_and_takes_the_lower_root_mode() {
     let mode = std::fs::metadata(&spec.upper).unwrap().mode() & 0o7777;
     assert_eq!(mode, 0o755);
 }
+
+#[tokio::test]
+async fn mount_points_follow_symlinks_inside_the_root() {
+    let fx = fixture();
+    let links = fx.dir.path().join("links");
+    std::fs::create_dir_all(links.join("var")).unwrap();
+    std::os::unix::fs::symlink("/run", links.join("var/run")).unwrap();
+    std::os::unix::fs::symlink("../data", links.join("var/data")).unwrap();
+    let sock_path = fx.dir.path().join("s.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&sock_path).unwrap();
+    let mut spec = fx.sh(
+        vec![fx.base.clone(), links.clone()],
+        "test -S /run/test.sock && cat /data/conf/f && echo ok",
+    );
+    spec.mounts.push(Mount::Socket {
+        dest: "/var/run/test.sock".into(),
+        host_path: sock_path,
+    });
+    spec.mounts.push(Mount::File {
+        dest: "/var/data/conf/f".into(),
+        contents: "via link\n".into(),
+        mode: 0o644,
+    });
+    assert_eq!(run_ok(&spec).await, "via link\nok\n");
+    assert!(
+        diff_is_empty(&spec.upper).unwrap(),
+        "{:?}",
+        paths(&spec.upper)
+    );
+    // Nothing was created on the host through the absolute symlink.
+    assert!(!std::path::Path::new("/run/test.sock").exists());
+}
+
+#[tokio::test]
+async fn mount_points_keep_the_attributes_of_existing_parents() {
+    let fx = fixture();
+    std::fs::set_permissions(
+        fx.base.join("home/app"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o750),
+    )
+    .unwrap();
+    let mut spec = fx.sh(
+        vec![fx.base.clone()],
+        "stat -c '%u %g %a' /home/app; touch /home/app/.cache/x",
+    );
+    spec.mounts.push(Mount::Tmp {
+        dest: "/home/app/.cache".into(),
+    });
+    assert_eq!(run_ok(&spec).await, "1000 1000 750\n");
+    assert!(
+        diff_is_empty(&spec.upper).unwrap(),
+        "{:?}",
+        paths(&spec.upper)
+    );
+}
+
+#[tokio::test]
+async fn user_lookup_honours_whiteouts_in_upper_layers() {
+    let fx = fixture();
+    let deleted = fx.sh(vec![fx.base.clone()], "rm /etc/passwd");
+    run_ok(&deleted).await;
+    let mut after_delete = fx.sh(vec![fx.base.clone(), deleted.upper.clone()], "id -u");
+    after_delete.user = "app".into();
+    assert_eq!(
+        run(&after_delete).await.0.unwrap_err().code(),
+        "sandbox::unknown-user"
+    );
+    // A later layer that recreates the file is read instead of the lower one.
+    let recreated = fx.sh(
+        vec![fx.base.clone(), deleted.upper.clone()],
+        "echo 'app:x:2000:2000::/home/app:/bin/sh' > /etc/passwd",
+    );
+    run_ok(&recreated).await;
+    let mut last = fx.sh(
+        vec![
+            fx.base.clone(),
+            deleted.upper.clone(),
+            recreated.upper.clone(),
+        ],
+        "id -u",
+    );
+    last.user = "app".into();
+    assert_eq!(run_ok(&last).await, "2000\n");
+}
