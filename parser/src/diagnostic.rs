@@ -82,4 +82,32 @@ impl Diagnostic {
     pub fn primary_span(&self) -> Option<Span> {
         self.labels.first().map(|l| l.span)
     }
+
+    /// Turns the diagnostic into a `miette` report bound to its source text,
+    /// so that rendering shows `name:line:col` and a code frame.
+    pub fn to_report(&self, name: &str, source: &str) -> miette::Report {
+        let severity = match self.severity {
+            Severity::Error => miette::Severity::Error,
+            Severity::Warning => miette::Severity::Warning,
+            Severity::Info => miette::Severity::Advice,
+        };
+        let labels = self.labels.iter().enumerate().map(|(i, label)| {
+            let text = (!label.message.is_empty()).then(|| label.message.clone());
+            let span = (label.span.start as usize, label.span.len() as usize);
+            if i == 0 {
+                miette::LabeledSpan::new_primary_with_span(text, span)
+            } else {
+                miette::LabeledSpan::new_with_span(text, span)
+            }
+        });
+        let mut diag = miette::MietteDiagnostic::new(self.message.clone())
+            .with_code(self.code)
+            .with_severity(severity)
+            .with_labels(labels);
+        if let Some(help) = &self.help {
+            diag = diag.with_help(help.clone());
+        }
+        miette::Report::new(diag)
+            .with_source_code(miette::NamedSource::new(name, source.to_owned()))
+    }
 }
