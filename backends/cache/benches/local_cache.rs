@@ -64,7 +64,8 @@ fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
         let store = tempfile::tempdir().unwrap();
-        let mut layers: Vec<ExportLayer> = (0..3).map(|i| file_layer(store.path(), i, BIG)).collect();
+        let mut layers: Vec<ExportLayer> =
+            (0..3).map(|i| file_layer(store.path(), i, BIG)).collect();
         let base: Vec<Digest> = layers.iter().map(|l| l.descriptor.digest.clone()).collect();
         let mut records = Vec::new();
         for i in 0..N_RECORDS {

@@ -33,7 +33,7 @@ pub use format::{
     StepHit, StepResult,
 };
 pub use local::{ImportSelector, LocalCache, LocalImport, PrunePolicy, PruneReport};
-pub use registry::{RegistryCache, RegistryImport, RemoteBlobs};
+pub use registry::{RegistryCache, RemoteBlobs, RemoteManifest};
 pub use spec::{CacheBackend, CacheSpec, CacheSpecs, Direction, Mode, Origin, Secret, SpecError};
 
 /// What an export did.

@@ -72,19 +72,110 @@ fn remote_err<E: std::error::Error + Send + Sync + 'static>(
     }
 }
 
-/// The registry cache logic over a [`RemoteBlobs`].
-#[derive(Debug)]
-pub struct RegistryCache<'r, R> {
-    remote: &'r R,
+impl<T: RemoteBlobs + Send> RemoteBlobs for std::sync::Arc<T> {
+    type Error = T::Error;
+
+    fn head_blob(
+        &self,
+        digest: &Digest,
+    ) -> impl Future<Output = Result<Option<u64>, Self::Error>> + Send {
+        (**self).head_blob(digest)
+    }
+
+    fn get_blob(
+        &self,
+        digest: &Digest,
+    ) -> impl Future<Output = Result<Option<Vec<u8>>, Self::Error>> + Send {
+        (**self).get_blob(digest)
+    }
+
+    fn put_blob(
+        &self,
+        digest: &Digest,
+        bytes: Vec<u8>,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send {
+        (**self).put_blob(digest, bytes)
+    }
+
+    fn get_manifest(
+        &self,
+        reference: &str,
+    ) -> impl Future<Output = Result<Option<RemoteManifest>, Self::Error>> + Send {
+        (**self).get_manifest(reference)
+    }
+
+    fn put_manifest(
+        &self,
+        reference: &str,
+        manifest: RemoteManifest,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send {
+        (**self).put_manifest(reference, manifest)
+    }
 }
 
-impl<'r, R: RemoteBlobs> RegistryCache<'r, R> {
+impl<T: RemoteBlobs> RemoteBlobs for &T {
+    type Error = T::Error;
+
+    fn head_blob(
+        &self,
+        digest: &Digest,
+    ) -> impl Future<Output = Result<Option<u64>, Self::Error>> + Send {
+        (**self).head_blob(digest)
+    }
+
+    fn get_blob(
+        &self,
+        digest: &Digest,
+    ) -> impl Future<Output = Result<Option<Vec<u8>>, Self::Error>> + Send {
+        (**self).get_blob(digest)
+    }
+
+    fn put_blob(
+        &self,
+        digest: &Digest,
+        bytes: Vec<u8>,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send {
+        (**self).put_blob(digest, bytes)
+    }
+
+    fn get_manifest(
+        &self,
+        reference: &str,
+    ) -> impl Future<Output = Result<Option<RemoteManifest>, Self::Error>> + Send {
+        (**self).get_manifest(reference)
+    }
+
+    fn put_manifest(
+        &self,
+        reference: &str,
+        manifest: RemoteManifest,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send {
+        (**self).put_manifest(reference, manifest)
+    }
+}
+
+/// The registry cache logic over a [`RemoteBlobs`] (owned; wrap a shared
+/// client in an `Arc`).
+///
+/// Blobs travel as whole `Vec<u8>`s through the trait.
+#[derive(Debug)]
+pub struct RegistryCache<R> {
+    remote: R,
+}
+
+impl<R: RemoteBlobs> RegistryCache<R> {
     /// Wraps a remote bound to the repository of `ref`.
-    pub fn new(remote: &'r R) -> Self {
+    pub fn new(remote: R) -> Self {
         RegistryCache { remote }
     }
 
-    /// Pushes `export` under `tag` (the tag part of `ref`).
+    /// The remote.
+    pub fn remote(&self) -> &R {
+        &self.remote
+    }
+
+    /// Pushes `export` under `tag` (the tag part of `ref`): HEAD each blob,
+    /// push the missing ones (verified), then the manifest.
     pub async fn export(
         &self,
         export: &format::CacheExport,
@@ -147,18 +238,20 @@ impl<'r, R: RemoteBlobs> RegistryCache<'r, R> {
     }
 
     /// Reads the cache manifest at `reference` (tag or digest) and its
-    /// config. Never fails: problems are warnings and give an empty index.
-    pub async fn import(&self, reference: &str) -> RegistryImport<'r, R> {
-        let mut import = RegistryImport {
-            remote: self.remote,
-            index: CacheIndex::default(),
-        };
+    /// config, nothing else. Never fails: problems are warnings and give an
+    /// empty index.
+    pub async fn import(&self, reference: &str) -> CacheIndex {
         match self.try_import(reference).await {
-            Ok(Some(index)) => import.index = index,
-            Ok(None) => tracing::info!(reference, "no cache in the registry yet"),
-            Err(message) => tracing::warn!(reference, "{message}; cache not imported"),
+            Ok(Some(index)) => index,
+            Ok(None) => {
+                tracing::info!(reference, "no cache in the registry yet");
+                CacheIndex::default()
+            }
+            Err(message) => {
+                tracing::warn!(reference, "{message}; cache not imported");
+                CacheIndex::default()
+            }
         }
-        import
     }
 
     async fn try_import(&self, reference: &str) -> Result<Option<CacheIndex>, String> {
@@ -196,20 +289,6 @@ impl<'r, R: RemoteBlobs> RegistryCache<'r, R> {
         let mut index = CacheIndex::default();
         index.add(&config, &parsed.layers);
         Ok(Some(index))
-    }
-}
-
-/// An imported registry cache: the lookup table plus verified blob fetches.
-#[derive(Debug)]
-pub struct RegistryImport<'r, R> {
-    remote: &'r R,
-    index: CacheIndex,
-}
-
-impl<R: RemoteBlobs> RegistryImport<'_, R> {
-    /// The lookup table.
-    pub fn index(&self) -> &CacheIndex {
-        &self.index
     }
 
     /// Fetches a layer blob, verified; `None` (with a warning) if it is

@@ -777,21 +777,10 @@ pub fn is_valid_tag(tag: &str) -> bool {
 /// Checks an image reference `[host[:port]/]path[:tag][@digest]`.
 /// Returns what is wrong.
 pub fn check_reference(reference: &str) -> Result<(), &'static str> {
-    let (name_tag, digest) = match reference.split_once('@') {
-        Some((n, d)) => (n, Some(d)),
-        None => (reference, None),
-    };
+    let (name, tag, digest) = split_reference(reference);
     if let Some(digest) = digest {
         Digest::parse(digest).map_err(|_| "a digest `sha256:<64 hex>` after `@`")?;
     }
-    let last_slash = name_tag.rfind('/').map_or(0, |i| i + 1);
-    let (name, tag) = match name_tag[last_slash..].rfind(':') {
-        Some(i) => (
-            &name_tag[..last_slash + i],
-            Some(&name_tag[last_slash + i + 1..]),
-        ),
-        None => (name_tag, None),
-    };
     if let Some(tag) = tag {
         if !is_valid_tag(tag) {
             return Err("a tag of letters, digits, `_`, `.` and `-`");
@@ -1072,5 +1061,65 @@ impl CacheSpec {
     /// The flag or variable this spec came from.
     pub fn source_name(&self) -> &'static str {
         source_name(self.direction, self.origin)
+    }
+}
+
+/// Splits an image reference into `(name, tag, digest)`:
+/// `localhost:5000/a/b:t@sha256:…` → (`localhost:5000/a/b`, `t`, `sha256:…`).
+pub fn split_reference(reference: &str) -> (&str, Option<&str>, Option<&str>) {
+    let (name_tag, digest) = match reference.split_once('@') {
+        Some((n, d)) => (n, Some(d)),
+        None => (reference, None),
+    };
+    let last_slash = name_tag.rfind('/').map_or(0, |i| i + 1);
+    match name_tag[last_slash..].rfind(':') {
+        Some(i) => (
+            &name_tag[..last_slash + i],
+            Some(&name_tag[last_slash + i + 1..]),
+            digest,
+        ),
+        None => (name_tag, None, digest),
+    }
+}
+
+impl LocalSpec {
+    /// The tag an export writes: `tag=`, else [`crate::default_tag`] of the
+    /// action path.
+    pub fn export_tag(&self, action_path: &[&str]) -> String {
+        self.tag
+            .clone()
+            .unwrap_or_else(|| crate::default_tag(action_path))
+    }
+
+    /// What an import reads: `digest=`, else `tag=`, else every entry.
+    pub fn import_selector(&self) -> crate::ImportSelector {
+        match (&self.digest, &self.tag) {
+            (Some(digest), _) => crate::ImportSelector::Digest(digest.clone()),
+            (None, Some(tag)) => crate::ImportSelector::Tag(tag.clone()),
+            (None, None) => crate::ImportSelector::All,
+        }
+    }
+}
+
+impl RegistrySpec {
+    /// The repository part of `ref` (host and path), which the
+    /// [`crate::RemoteBlobs`] implementation is bound to.
+    pub fn repository(&self) -> &str {
+        split_reference(&self.reference).0
+    }
+
+    /// The tag an export pushes: the tag of `ref`, else `latest`.
+    pub fn export_tag(&self) -> &str {
+        split_reference(&self.reference).1.unwrap_or("latest")
+    }
+
+    /// What an import reads: the digest of `ref`, else its tag, else
+    /// `latest`.
+    pub fn import_reference(&self) -> &str {
+        match split_reference(&self.reference) {
+            (_, _, Some(digest)) => digest,
+            (_, Some(tag), None) => tag,
+            _ => "latest",
+        }
     }
 }

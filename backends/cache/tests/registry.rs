@@ -11,9 +11,8 @@ use std::sync::Mutex;
 use std::task::{Context, Poll, Waker};
 
 use common::{capture_logs, chain_export, export_with_mount, key};
-use cuedag_cache::registry::RemoteManifest;
 use cuedag_cache::spec::FormatOptions;
-use cuedag_cache::{Digest, RegistryCache, RemoteBlobs};
+use cuedag_cache::{Digest, RegistryCache, RemoteBlobs, RemoteManifest};
 
 /// Polls a future whose every await is ready (the in-memory remote).
 fn block_on<F: Future>(future: F) -> F::Output {
@@ -161,13 +160,13 @@ fn import_fetches_only_the_blobs_of_steps_that_hit() {
     let import = block_on(cache.import("main"));
     // Reading the cache fetched the config only.
     assert_eq!(registry.counts.lock().unwrap().get.len(), 1);
-    assert_eq!(import.index().len(), 3);
-    assert!(import.index().mount("go-mod").is_some());
+    assert_eq!(import.len(), 3);
+    assert!(import.mount("go-mod").is_some());
 
     // Only the `deps` step hits: fetch its two layers, nothing else.
-    let hit = import.index().lookup(&key("deps")).unwrap();
+    let hit = import.lookup(&key("deps")).unwrap();
     for layer in &hit.layers {
-        let bytes = block_on(import.fetch_layer(layer)).unwrap();
+        let bytes = block_on(cache.fetch_layer(layer)).unwrap();
         assert_eq!(Digest::of_bytes(&bytes), layer.digest);
     }
     let fetched = registry.counts.lock().unwrap().get.clone();
@@ -182,7 +181,7 @@ fn import_fetches_only_the_blobs_of_steps_that_hit() {
 
     // Importing by digest works too.
     let by_digest = block_on(cache.import(report.manifest.as_str()));
-    assert_eq!(by_digest.index().len(), 3);
+    assert_eq!(by_digest.len(), 3);
 }
 
 #[test]
@@ -192,17 +191,17 @@ fn a_corrupt_or_missing_remote_blob_is_a_miss_with_a_warning() {
     let export = chain_export(&["a", "b"], &[1, 2], 1000);
     block_on(cache.export(&export, "main", FormatOptions::default())).unwrap();
     let import = block_on(cache.import("main"));
-    let hit = import.index().lookup(&key("b")).unwrap().clone();
+    let hit = import.lookup(&key("b")).unwrap().clone();
     registry
         .blobs
         .lock()
         .unwrap()
         .insert(hit.layers[1].digest.clone(), b"garbage".to_vec());
-    let (fetched, logs) = capture_logs(|| block_on(import.fetch_layer(&hit.layers[1])));
+    let (fetched, logs) = capture_logs(|| block_on(cache.fetch_layer(&hit.layers[1])));
     assert!(fetched.is_none());
     assert!(logs.contains("does not match its digest"), "{logs}");
     registry.blobs.lock().unwrap().remove(&hit.layers[0].digest);
-    let (fetched, logs) = capture_logs(|| block_on(import.fetch_layer(&hit.layers[0])));
+    let (fetched, logs) = capture_logs(|| block_on(cache.fetch_layer(&hit.layers[0])));
     assert!(fetched.is_none());
     assert!(logs.contains("missing"), "{logs}");
 }
@@ -211,7 +210,7 @@ fn a_corrupt_or_missing_remote_blob_is_a_miss_with_a_warning() {
 fn an_absent_or_unreachable_registry_imports_nothing_and_export_fails_clearly() {
     let empty = MemoryRegistry::default();
     let (import, logs) = capture_logs(|| block_on(RegistryCache::new(&empty).import("main")));
-    assert!(import.index().is_empty());
+    assert!(import.is_empty());
     assert!(logs.contains("no cache in the registry yet"), "{logs}");
 
     let down = MemoryRegistry {
@@ -220,7 +219,7 @@ fn an_absent_or_unreachable_registry_imports_nothing_and_export_fails_clearly() 
     };
     let cache = RegistryCache::new(&down);
     let (import, logs) = capture_logs(|| block_on(cache.import("main")));
-    assert!(import.index().is_empty());
+    assert!(import.is_empty());
     assert!(
         logs.contains("WARN") && logs.contains("registry unavailable"),
         "{logs}"
@@ -250,4 +249,20 @@ fn registry_and_local_exports_write_the_same_manifest() {
         .export(&export, "main", FormatOptions::default())
         .unwrap();
     assert_eq!(remote.manifest, local.manifest);
+}
+
+#[test]
+fn registry_futures_are_send() {
+    fn assert_send<T: Send>(_: &T) {}
+    let registry = std::sync::Arc::new(MemoryRegistry::default());
+    let cache = RegistryCache::new(registry.clone());
+    let export = chain_export(&["a"], &[1], 10);
+    let export_future = cache.export(&export, "main", FormatOptions::default());
+    assert_send(&export_future);
+    let report = block_on(export_future).unwrap();
+    let import_future = cache.import("main");
+    assert_send(&import_future);
+    let index = block_on(import_future);
+    assert_eq!(index.len(), 1);
+    assert_eq!(report.blobs_written, 2);
 }

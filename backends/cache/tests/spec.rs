@@ -195,3 +195,50 @@ fn every_error_is_reported() {
         ]
     );
 }
+
+#[test]
+fn spec_helpers_give_tags_selectors_and_references() {
+    use cuedag_cache::spec::split_reference;
+    use cuedag_cache::ImportSelector;
+    let parse = |direction, text| {
+        CacheSpec::parse(direction, Origin::Flag, text, &env)
+            .unwrap()
+            .backend
+    };
+    let CacheBackend::Local(to) = parse(Direction::To, "type=local,dest=d") else {
+        panic!()
+    };
+    assert_eq!(to.export_tag(&["build"]), "build");
+    let CacheBackend::Local(to) = parse(Direction::To, "type=local,dest=d,tag=ci") else {
+        panic!()
+    };
+    assert_eq!(to.export_tag(&["build"]), "ci");
+    let CacheBackend::Local(from) = parse(Direction::From, "type=local,src=d") else {
+        panic!()
+    };
+    assert_eq!(from.import_selector(), ImportSelector::All);
+    let CacheBackend::Local(from) = parse(Direction::From, "type=local,src=d,tag=ci") else {
+        panic!()
+    };
+    assert_eq!(from.import_selector(), ImportSelector::Tag("ci".into()));
+
+    let CacheBackend::Registry(reg) = parse(
+        Direction::To,
+        "type=registry,ref=localhost:5000/a/cache:main",
+    ) else {
+        panic!()
+    };
+    assert_eq!(reg.repository(), "localhost:5000/a/cache");
+    assert_eq!(reg.export_tag(), "main");
+    assert_eq!(reg.import_reference(), "main");
+    let CacheBackend::Registry(reg) = parse(Direction::From, "localhost:5000/cache") else {
+        panic!()
+    };
+    assert_eq!(reg.repository(), "localhost:5000/cache");
+    assert_eq!(reg.export_tag(), "latest");
+    let digest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    assert_eq!(
+        split_reference(&format!("h:1/x:t@{digest}")),
+        ("h:1/x", Some("t"), Some(digest))
+    );
+}
