@@ -35,5 +35,7 @@ mod user;
 pub use error::ExecError;
 pub use layers::{changed_paths, diff_is_empty, is_opaque_dir, is_whiteout, Change, ChangeKind};
 pub use prepare::DEFAULT_PATH;
-pub use run::{discard_output, ExecResult, OutputSink, OutputStream, Running, Sandbox};
+pub use run::{
+    channel_output, discard_output, ExecResult, OutputSink, OutputStream, Running, Sandbox,
+};
 pub use spec::{CacheSharing, ExecSpec, Mount, Network, SecretString};

@@ -32,6 +32,16 @@ pub fn discard_output() -> OutputSink {
     Arc::new(|_, _| {})
 }
 
+/// A sink that sends every line to `tx` (lines are dropped once the
+/// receiver is gone).
+pub fn channel_output(
+    tx: tokio::sync::mpsc::UnboundedSender<(OutputStream, String)>,
+) -> OutputSink {
+    Arc::new(move |stream, line| {
+        let _ = tx.send((stream, line.to_owned()));
+    })
+}
+
 /// A successful run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ExecResult {

@@ -663,12 +663,14 @@ async fn cancellation_kills_the_process_tree() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), "sandbox::cancelled");
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let alive = std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
-        std::fs::read(e.path().join("cmdline"))
-            .map(|c| String::from_utf8_lossy(&c).contains(marker))
-            .unwrap_or(false)
-    });
+    let mut alive = true;
+    for _ in 0..100 {
+        alive = process_alive(marker);
+        if !alive {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert!(!alive, "the sandboxed process survived cancellation");
 }
 
@@ -788,4 +790,63 @@ async fn user_lookup_honours_whiteouts_in_upper_layers() {
     );
     last.user = "app".into();
     assert_eq!(run_ok(&last).await, "2000\n");
+}
+
+fn process_alive(marker: &str) -> bool {
+    std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+        std::fs::read(e.path().join("cmdline"))
+            .map(|c| String::from_utf8_lossy(&c).contains(marker))
+            .unwrap_or(false)
+    })
+}
+
+#[tokio::test]
+async fn dropping_the_run_future_kills_the_process_tree() {
+    let fx = fixture();
+    // A unique duration identifies the processes in /proc.
+    let marker = "62.515151";
+    let spec = fx.sh(
+        vec![fx.base.clone()],
+        &format!("sleep {marker} & sleep {marker}; echo done"),
+    );
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let task = tokio::spawn(async move {
+        let _ = sandbox()
+            .run(
+                &spec,
+                cuedag_sandbox::channel_output(tx),
+                &CancellationToken::new(),
+            )
+            .await;
+    });
+    for _ in 0..300 {
+        if process_alive(marker) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(process_alive(marker), "the sandboxed process never started");
+    task.abort();
+    let _ = task.await;
+    let mut gone = false;
+    for _ in 0..100 {
+        if !process_alive(marker) {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(gone, "sandboxed processes survived the dropped future");
+    assert!(rx.try_recv().is_err(), "no output was expected");
+}
+
+#[tokio::test]
+async fn network_none_has_only_loopback() {
+    let fx = fixture();
+    let mut spec = fx.sh(
+        vec![fx.base.clone()],
+        "grep -c : /proc/net/dev; grep -o 'lo:' /proc/net/dev",
+    );
+    spec.network = cuedag_sandbox::Network::None;
+    assert_eq!(run_ok(&spec).await, "1\nlo:\n");
 }
