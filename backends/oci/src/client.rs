@@ -107,6 +107,8 @@ pub struct RegistryClient {
     store: BlobStore,
     /// `base_url|scope` → `Authorization` header value.
     tokens: tokio::sync::Mutex<HashMap<String, String>>,
+    monolithic_limit: u64,
+    chunk_size: usize,
 }
 
 impl RegistryClient {
@@ -126,7 +128,18 @@ impl RegistryClient {
             docker,
             store,
             tokens: tokio::sync::Mutex::new(HashMap::new()),
+            monolithic_limit: MONOLITHIC_LIMIT,
+            chunk_size: CHUNK_SIZE,
         })
+    }
+
+    /// Sets the upload strategy: blobs up to `monolithic_limit` bytes go in
+    /// one `PUT`, bigger ones in `PATCH` chunks of `chunk_size` bytes
+    /// (defaults: 32 MiB and 16 MiB).
+    pub fn with_upload_sizes(mut self, monolithic_limit: u64, chunk_size: usize) -> Self {
+        self.monolithic_limit = monolithic_limit;
+        self.chunk_size = chunk_size.max(1);
+        self
     }
 
     /// A client configured from the environment: the registries config file
@@ -473,7 +486,7 @@ impl RegistryClient {
             .await
             .and_then(|r| location_of(&endpoint, &r, &start_url))?;
         let path = self.store.blob_path(blob);
-        if size <= MONOLITHIC_LIMIT {
+        if size <= self.monolithic_limit {
             let bytes = self.store.read(blob)?;
             let url = with_digest(&location, blob);
             let resp = self
@@ -494,7 +507,7 @@ impl RegistryClient {
         let mut offset: u64 = 0;
         let mut hasher = digest::Hasher::new();
         loop {
-            let mut chunk = vec![0u8; CHUNK_SIZE];
+            let mut chunk = vec![0u8; self.chunk_size];
             let n = read_full(&mut file, &mut chunk)
                 .await
                 .map_err(|e| OciError::io("reading blob", &path, e))?;
@@ -975,11 +988,7 @@ fn assemble(
     raw_config: Vec<u8>,
     source: String,
 ) -> Result<PulledImage> {
-    let config: ImageConfiguration =
-        serde_json::from_slice(&raw_config).map_err(|e| OciError::Json {
-            what: format!("image config of `{reference}`"),
-            source: e,
-        })?;
+    let config = parse_config(&raw_config, &reference)?;
     let diff_ids = config.rootfs().diff_ids();
     let mut layers = Vec::new();
     for (i, layer) in manifest.layers().iter().enumerate() {
@@ -1001,4 +1010,37 @@ fn assemble(
         layers,
         source,
     })
+}
+
+/// Parses an image config, tolerating the optional fields `oci-spec`
+/// insists on (`history`, `rootfs.diff_ids`, `os`, `architecture`).
+pub fn parse_config(raw: &[u8], reference: &Reference) -> Result<ImageConfiguration> {
+    let json_error = |e| OciError::Json {
+        what: format!("image config of `{reference}`"),
+        source: e,
+    };
+    let mut value: serde_json::Value = serde_json::from_slice(raw).map_err(json_error)?;
+    if let Some(object) = value.as_object_mut() {
+        object
+            .entry("history")
+            .or_insert_with(|| serde_json::json!([]));
+        object
+            .entry("architecture")
+            .or_insert_with(|| serde_json::json!("amd64"));
+        object
+            .entry("os")
+            .or_insert_with(|| serde_json::json!("linux"));
+        let rootfs = object
+            .entry("rootfs")
+            .or_insert_with(|| serde_json::json!({"type": "layers", "diff_ids": []}));
+        if let Some(rootfs) = rootfs.as_object_mut() {
+            rootfs
+                .entry("type")
+                .or_insert_with(|| serde_json::json!("layers"));
+            rootfs
+                .entry("diff_ids")
+                .or_insert_with(|| serde_json::json!([]));
+        }
+    }
+    serde_json::from_value(value).map_err(json_error)
 }

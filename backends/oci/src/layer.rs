@@ -107,25 +107,26 @@ pub fn extract_layer(reader: impl Read, dest: &Path) -> Result<ExtractStats> {
 /// blob while reading. On any failure `dest` is removed; a corrupt blob is
 /// also removed from the store, so the next pull fetches it again.
 pub fn extract_blob(store: &BlobStore, digest: &Digest, dest: &Path) -> Result<ExtractStats> {
-    let result = store
-        .open_verified(digest)
-        .and_then(|reader| extract_layer(reader, dest));
-    if result.is_err() {
-        let _ = fs::remove_dir_all(dest);
-        if !store.contains(digest) {
-            return result.map_err(|e| match e {
-                OciError::Io { source, .. } if source.kind() == io::ErrorKind::InvalidData => {
-                    OciError::DigestMismatch {
-                        what: format!("stored layer `{}`", store.blob_path(digest).display()),
-                        expected: digest.to_string(),
-                        actual: "a different digest".into(),
-                    }
-                }
-                other => other,
-            });
+    let reader = store.open_verified(digest)?;
+    match extract_layer(reader, dest) {
+        Ok(stats) => Ok(stats),
+        Err(error) => {
+            let _ = fs::remove_dir_all(dest);
+            // A corrupt blob may fail as a bad archive before its end is
+            // reached: hash it to tell (this also removes it when corrupt).
+            if !store.verify(digest).unwrap_or(false) {
+                return Err(OciError::DigestMismatch {
+                    what: format!(
+                        "stored layer `{}` (extraction failed: {error})",
+                        store.blob_path(digest).display()
+                    ),
+                    expected: digest.to_string(),
+                    actual: "a different digest".into(),
+                });
+            }
+            Err(error)
         }
     }
-    result
 }
 
 /// [`extract_blob`] on the blocking pool.
