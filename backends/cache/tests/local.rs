@@ -487,3 +487,38 @@ fn invalid_inputs_are_errors_not_panics() {
     assert_eq!(err.code(), "C0203", "{err}");
     assert!(tags(&tmp.path().join("c")).is_empty());
 }
+
+#[test]
+fn prune_racing_exports_never_orphans_an_entry() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("c");
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let (dir, done) = (&dir, &done);
+        scope.spawn(move || {
+            let cache = LocalCache::new(dir);
+            for round in 0..12u64 {
+                let export = chain_export(&["base", "step"], &[1, 50 + round], 64 * 1024);
+                cache
+                    .export(&export, &format!("r{round}"), FormatOptions::default())
+                    .unwrap();
+            }
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        scope.spawn(move || {
+            let cache = LocalCache::new(dir);
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                cache.prune(&PrunePolicy::default()).unwrap();
+            }
+        });
+    });
+    let cache = LocalCache::new(&dir);
+    assert_eq!(tags(&dir).len(), 12);
+    for round in 0..12 {
+        let import = cache.import(&ImportSelector::Tag(format!("r{round}")));
+        let hit = import.index().lookup(&key("step")).unwrap();
+        for layer in &hit.layers {
+            assert!(import.read_layer(layer).is_some(), "round {round}");
+        }
+    }
+}
