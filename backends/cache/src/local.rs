@@ -669,6 +669,31 @@ impl LocalImport {
         Ok(true)
     }
 
+    /// The path of a layer blob inside the cache after checking its digest
+    /// in place (no copy), for a caller that extracts straight from it;
+    /// `None` (with a warning) on a miss.
+    pub fn verified_blob_path(&self, layer: &LayerDescriptor) -> Option<PathBuf> {
+        let path = self.cache.blob_path(&layer.digest);
+        let file = match File::open(&path) {
+            Ok(file) => file,
+            Err(e) => {
+                tracing::warn!(blob = %layer.digest, "cache blob unreadable ({e}); treated as a miss");
+                return None;
+            }
+        };
+        match Digest::of_reader(file) {
+            Ok((digest, _)) if digest == layer.digest => Some(path),
+            Ok(_) => {
+                self.cache.discard_corrupt(&layer.digest, &path);
+                None
+            }
+            Err(e) => {
+                tracing::warn!(blob = %layer.digest, "cache blob unreadable ({e}); treated as a miss");
+                None
+            }
+        }
+    }
+
     /// Reads a layer blob, verified; `None` (with a warning) on a miss.
     pub fn read_layer(&self, layer: &LayerDescriptor) -> Option<Vec<u8>> {
         self.cache.read_verified(&layer.digest)

@@ -176,8 +176,17 @@ fn a_corrupt_blob_is_a_miss_with_a_warning_and_the_next_export_repairs_it() {
     let hit = import.index().lookup(&key("b")).unwrap();
     assert!(import.fetch_layer_to(&hit.layers[1], &dest));
 
+    assert!(import.verified_blob_path(&hit.layers[1]).is_some());
+    fs::write(cache.blob_path(&bad.digest), &bytes).unwrap();
+    let (path, logs) = capture_logs(|| import.verified_blob_path(&hit.layers[1]));
+    assert!(path.is_none());
+    assert!(logs.contains("does not match its digest"), "{logs}");
+
     // A missing blob is a miss too.
-    fs::remove_file(cache.blob_path(&bad.digest)).unwrap();
+    assert!(
+        !cache.blob_path(&bad.digest).exists(),
+        "the corrupt blob was removed"
+    );
     let (fetched, logs) = capture_logs(|| import.read_layer(&hit.layers[1]));
     assert!(fetched.is_none());
     assert!(logs.contains("WARN"), "{logs}");
