@@ -151,6 +151,26 @@ impl DockerConfig {
         Ok(DockerConfig { auths })
     }
 
+    /// Applies `DOCKERHUB_AUTH_USER` / `DOCKERHUB_AUTH_PASSWORD` (names
+    /// matched case-insensitively) from `vars`: when both are set they
+    /// become the Docker Hub credentials, as Dagger does.
+    pub fn apply_hub_env(&mut self, vars: impl IntoIterator<Item = (String, String)>) {
+        let (mut user, mut password) = (None, None);
+        for (name, value) in vars {
+            match name.to_ascii_uppercase().as_str() {
+                "DOCKERHUB_AUTH_USER" => user = Some(value),
+                "DOCKERHUB_AUTH_PASSWORD" => password = Some(value),
+                _ => {}
+            }
+        }
+        if let (Some(u), Some(p)) = (user, password) {
+            self.auths.insert(
+                crate::reference::DOCKER_HUB.to_owned(),
+                Credentials::new(u, p),
+            );
+        }
+    }
+
     /// The credentials for registry `host` (`docker.io`, `127.0.0.1:5000`).
     pub fn get(&self, host: &str) -> Option<&Credentials> {
         self.auths.get(&normalize_auth_key(host))

@@ -143,14 +143,13 @@ impl RegistryClient {
     }
 
     /// A client configured from the environment: the registries config file
-    /// and `CUEDAG_*` variables (see [`RegistryConfig::from_env`]), and
-    /// `~/.docker/config.json`.
+    /// and `CUEDAG_*` variables (see [`RegistryConfig::from_env`]),
+    /// `~/.docker/config.json`, and `DOCKERHUB_AUTH_USER` /
+    /// `DOCKERHUB_AUTH_PASSWORD` for Docker Hub.
     pub fn from_env(store: BlobStore) -> Result<Self> {
-        Self::new(
-            store,
-            RegistryConfig::from_env()?,
-            DockerConfig::load_default()?,
-        )
+        let mut docker = DockerConfig::load_default()?;
+        docker.apply_hub_env(std::env::vars());
+        Self::new(store, RegistryConfig::from_env()?, docker)
     }
 
     /// The blob store.

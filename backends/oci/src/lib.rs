@@ -12,6 +12,7 @@ pub mod auth;
 pub mod client;
 pub mod digest;
 pub mod error;
+pub mod export;
 pub mod image;
 pub mod layer;
 pub mod media;

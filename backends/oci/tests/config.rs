@@ -155,6 +155,27 @@ fn docker_config_credentials() {
 }
 
 #[test]
+fn docker_hub_env_credentials() {
+    let mut config = DockerConfig::parse(
+        r#"{"auths": {"docker.io": {"username": "file", "password": "f"}}}"#,
+        "c.json",
+    )
+    .unwrap();
+    config.apply_hub_env([("DOCKERHUB_AUTH_USER".to_owned(), "env".to_owned())]);
+    assert_eq!(
+        config.get("docker.io").unwrap().username,
+        "file",
+        "both variables are needed"
+    );
+    config.apply_hub_env([
+        ("dockerhub_auth_user".to_owned(), "env".to_owned()),
+        ("DockerHub_Auth_Password".to_owned(), "pw".to_owned()),
+    ]);
+    let hub = config.get("index.docker.io").unwrap();
+    assert_eq!((hub.username.as_str(), hub.secret.expose()), ("env", "pw"));
+}
+
+#[test]
 fn platforms() {
     let p = Platform::parse("linux/x86_64").unwrap();
     assert_eq!(p.to_string(), "linux/amd64");
