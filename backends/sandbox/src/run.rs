@@ -343,8 +343,32 @@ impl Running {
             .map_err(|err| ExecError::io("waiting for the sandbox", err))
     }
 
-    async fn kill(&mut self) {
+    /// Kills the whole process tree. The outer process is stopped first so
+    /// that it cannot create children while its descendants are collected,
+    /// then every descendant gets SIGKILL (killing bubblewrap's init, pid 1
+    /// of the sandbox, takes the whole pid namespace down, even when it was
+    /// still setting up and `--die-with-parent` had not taken effect yet),
+    /// then the outer process.
+    fn kill_tree(&mut self) {
+        if let Some(outer) = self.child.id().and_then(to_pid) {
+            let _ = rustix::process::kill_process(outer, rustix::process::Signal::STOP);
+            let table = process_table();
+            let mut stack = vec![outer.as_raw_pid().unsigned_abs()];
+            while let Some(pid) = stack.pop() {
+                for child in children(&table, pid) {
+                    if let Some(child_pid) = to_pid(child) {
+                        let _ =
+                            rustix::process::kill_process(child_pid, rustix::process::Signal::KILL);
+                    }
+                    stack.push(child);
+                }
+            }
+        }
         let _ = self.child.start_kill();
+    }
+
+    async fn kill(&mut self) {
+        self.kill_tree();
         let _ = self.child.wait().await;
         for reader in self.readers.drain(..) {
             reader.abort();
@@ -418,7 +442,7 @@ impl Running {
                         status.map_err(|err| ExecError::io("waiting for the sandbox", err))?
                     }
                     Err(_) => {
-                        let _ = self.child.start_kill();
+                        self.kill_tree();
                         self.wait_status().await?
                     }
                 }
@@ -486,6 +510,20 @@ impl Running {
             duration,
         })
     }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            self.kill_tree();
+        }
+    }
+}
+
+fn to_pid(pid: u32) -> Option<rustix::process::Pid> {
+    i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
 }
 
 type ProcTable = Vec<(u32, u32)>;

@@ -254,7 +254,7 @@ async fn private_cache_in_use_gives_a_fresh_directory() {
         .await
         .unwrap();
     // Wait for the holder to be inside.
-    for _ in 0..200 {
+    for _ in 0..500 {
         if cache.join("mark").exists() {
             break;
         }
@@ -610,14 +610,14 @@ async fn start_signal_and_stop() {
     );
     let out = Collector::default();
     let running = sandbox().start(&spec, out.sink()).await.unwrap();
-    for _ in 0..200 {
+    for _ in 0..500 {
         if out.stdout().contains("ready") {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     running.signal(10).await.unwrap();
-    for _ in 0..200 {
+    for _ in 0..500 {
         if out.stdout().contains("got usr1") {
             break;
         }
@@ -836,7 +836,11 @@ async fn dropping_the_run_future_kills_the_process_tree() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(gone, "sandboxed processes survived the dropped future");
+    assert!(
+        gone,
+        "sandboxed processes survived the dropped future: {}",
+        survivors(marker)
+    );
     assert!(rx.try_recv().is_err(), "no output was expected");
 }
 
@@ -849,4 +853,16 @@ async fn network_none_has_only_loopback() {
     );
     spec.network = cuedag_sandbox::Network::None;
     assert_eq!(run_ok(&spec).await, "1\nlo:\n");
+}
+
+fn survivors(marker: &str) -> String {
+    let mut out = String::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline).contains(marker) {
+            let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+            out.push_str(&format!("[{stat}] "));
+        }
+    }
+    out
 }
