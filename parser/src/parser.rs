@@ -317,11 +317,13 @@ impl<'a> Parser<'a> {
                 self.error(
                     Diagnostic::error(
                         codes::E0299,
-                        format!("nesting too deep: more than {MAX_DEPTH} levels"),
+                        "nesting too deep",
                         span,
                         "too deep",
                     )
-                    .with_help("split the value into separate fields"),
+                    .with_help(
+                        "at most about 100 levels of brackets may nest; split the value into separate fields",
+                    ),
                 );
                 self.too_deep = true;
             }
@@ -644,7 +646,17 @@ impl<'a> Parser<'a> {
             }
             TokenKind::Ellipsis => Decl::Ellipsis(self.parse_ellipsis(&[TokenKind::RBrace])),
             TokenKind::Attribute => Decl::Attribute(self.parse_attribute()),
-            TokenKind::Package if self.peek(1) == TokenKind::Ident => {
+            TokenKind::Package if self.peek(1) == TokenKind::Ident => self.misplaced_package(start),
+            TokenKind::Import if self.import_follows() => self.misplaced_import(start),
+            _ => self.parse_field_or_embed(doc, start),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn misplaced_package(&mut self, start: u32) -> Decl {
+        {
+            {
                 let span = self.span();
                 self.error(
                     Diagnostic::error(
@@ -661,7 +673,14 @@ impl<'a> Parser<'a> {
                     span: Span::new(start, self.prev_end),
                 })
             }
-            TokenKind::Import if self.import_follows() => {
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn misplaced_import(&mut self, start: u32) -> Decl {
+        {
+            {
                 let span = self.span();
                 self.error(
                     Diagnostic::error(
@@ -678,21 +697,14 @@ impl<'a> Parser<'a> {
                     span: Span::new(start, self.prev_end),
                 })
             }
-            _ => self.parse_field_or_embed(doc, start),
         }
     }
 
     fn parse_field_or_embed(&mut self, doc: Doc, start: u32) -> Decl {
         let expr = self.parse_alias_expr();
         if self.at_label_end() {
-            if !self.enter() {
-                return Decl::Bad(BadNode {
-                    span: Span::new(start, self.prev_end),
-                });
-            }
             let label = self.expr_to_label(expr);
             let field = self.parse_field_rest(label, doc, start);
-            self.leave();
             return Decl::Field(field);
         }
         if let Expr::Alias { alias, .. } = &expr {
@@ -1320,8 +1332,7 @@ impl<'a> Parser<'a> {
                 self.bump();
                 Expr::Bad(BadNode { span })
             }
-            TokenKind::LBrace => Expr::Struct(self.parse_struct()),
-            TokenKind::LBrack => Expr::List(self.parse_list()),
+            TokenKind::LBrace | TokenKind::LBrack => self.parse_composite(),
             TokenKind::LParen => {
                 self.bump();
                 let inner = self.parse_expr();
@@ -1352,6 +1363,24 @@ impl<'a> Parser<'a> {
                 })
             }
         }
+    }
+
+    /// A struct or list literal; counts as one extra nesting level.
+    #[inline(never)]
+    fn parse_composite(&mut self) -> Expr {
+        let start = self.start();
+        if !self.enter() {
+            return Expr::Bad(BadNode {
+                span: Span::new(start, self.prev_end.max(start)),
+            });
+        }
+        let expr = if self.kind() == TokenKind::LBrace {
+            Expr::Struct(self.parse_struct())
+        } else {
+            Expr::List(self.parse_list())
+        };
+        self.leave();
+        expr
     }
 
     fn parse_struct(&mut self) -> StructLit {
