@@ -92,6 +92,14 @@ pub struct Entry {
     pub created: Option<String>,
 }
 
+/// Why `index.json` could not be used.
+enum IndexProblem {
+    /// Not JSON or not an index.
+    Invalid(String),
+    /// An IO error other than "not found".
+    Unreadable(io::Error),
+}
+
 /// A `type=local` cache directory.
 #[derive(Debug, Clone)]
 pub struct LocalCache {
@@ -277,7 +285,7 @@ impl LocalCache {
             report.bytes_written = recheck.bytes_written;
         }
 
-        let mut index = self.read_index_for_update();
+        let mut index = self.read_index_for_update()?;
         index
             .manifests
             .retain(|d| d.annotations.get(ANNOTATION_REF_NAME).map(String::as_str) != Some(tag));
@@ -300,25 +308,32 @@ impl LocalCache {
         Ok(report)
     }
 
-    fn read_index(&self) -> Result<Option<ImageIndex>, String> {
+    fn read_index(&self) -> Result<Option<ImageIndex>, IndexProblem> {
         let path = self.index_path();
         match fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| format!("`{}` is not a valid OCI index: {e}", path.display())),
+            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+                IndexProblem::Invalid(format!(
+                    "`{}` is not a valid OCI index: {e}",
+                    path.display()
+                ))
+            }),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(format!("cannot read `{}`: {e}", path.display())),
+            Err(e) => Err(IndexProblem::Unreadable(e)),
         }
     }
 
-    fn read_index_for_update(&self) -> ImageIndex {
+    /// The index to update: a missing or invalid one (with a warning) is
+    /// replaced by an empty one; an unreadable one is an error (never
+    /// overwrite what we could not read).
+    fn read_index_for_update(&self) -> Result<ImageIndex, Error> {
         match self.read_index() {
-            Ok(Some(index)) => index,
-            Ok(None) => ImageIndex::empty(),
-            Err(message) => {
+            Ok(Some(index)) => Ok(index),
+            Ok(None) => Ok(ImageIndex::empty()),
+            Err(IndexProblem::Invalid(message)) => {
                 tracing::warn!("{message}; starting a new index");
-                ImageIndex::empty()
+                Ok(ImageIndex::empty())
             }
+            Err(IndexProblem::Unreadable(e)) => Err(Error::io(&self.index_path(), e)),
         }
     }
 
@@ -331,12 +346,13 @@ impl LocalCache {
     pub fn entries(&self) -> Result<Vec<Entry>, Error> {
         let index = match self.read_index() {
             Ok(index) => index.unwrap_or_else(ImageIndex::empty),
-            Err(message) => {
+            Err(IndexProblem::Invalid(message)) => {
                 return Err(Error::io(
                     &self.index_path(),
                     io::Error::new(io::ErrorKind::InvalidData, message),
                 ))
             }
+            Err(IndexProblem::Unreadable(e)) => return Err(Error::io(&self.index_path(), e)),
         };
         Ok(index
             .manifests
@@ -394,21 +410,29 @@ impl LocalCache {
                 tracing::info!(dir = %self.dir.display(), "no cache to import yet");
                 return import;
             }
-            Err(message) => {
+            Err(IndexProblem::Invalid(message)) => {
                 tracing::warn!("{message}; cache not imported");
                 return import;
             }
+            Err(IndexProblem::Unreadable(e)) => {
+                tracing::warn!(dir = %self.dir.display(), "cannot read index.json ({e}); cache not imported");
+                return import;
+            }
         };
-        // Newest first, so that its records win.
+        // Newest first, so that its records win. Entries that are not
+        // manifests (or are implausibly large) are not read.
+        let index_manifests: Vec<&Descriptor> = index
+            .manifests
+            .iter()
+            .filter(|d| is_manifest_type(&d.media_type) && d.size <= MAX_MANIFEST_SIZE)
+            .collect();
         let mut chosen: Vec<Digest> = match selector {
-            ImportSelector::All => index
-                .manifests
+            ImportSelector::All => index_manifests
                 .iter()
                 .rev()
                 .map(|d| d.digest.clone())
                 .collect(),
-            ImportSelector::Tag(tag) => index
-                .manifests
+            ImportSelector::Tag(tag) => index_manifests
                 .iter()
                 .rev()
                 .find(|d| d.annotations.get(ANNOTATION_REF_NAME) == Some(tag))
@@ -456,7 +480,7 @@ impl LocalCache {
             return Ok(report);
         }
         let _lock = self.lock()?;
-        let mut index = self.read_index_for_update();
+        let mut index = self.read_index_for_update()?;
         if let Some(keep) = policy.keep_last {
             let n_remove = index.manifests.len().saturating_sub(keep);
             for entry in index.manifests.drain(..n_remove) {
@@ -545,14 +569,7 @@ impl LocalCache {
                 continue;
             }
             out.push(desc.digest.clone());
-            let is_container = matches!(
-                desc.media_type.as_str(),
-                MEDIA_TYPE_OCI_INDEX
-                    | MEDIA_TYPE_OCI_MANIFEST
-                    | MEDIA_TYPE_DOCKER_LIST
-                    | MEDIA_TYPE_DOCKER_MANIFEST
-            );
-            if !is_container {
+            if !is_manifest_type(&desc.media_type) || desc.size > MAX_MANIFEST_SIZE {
                 continue;
             }
             let Ok(bytes) = fs::read(self.blob_path(&desc.digest)) else {
@@ -575,6 +592,19 @@ impl LocalCache {
         }
         out
     }
+}
+
+/// Manifests larger than this are not read.
+const MAX_MANIFEST_SIZE: u64 = 16 << 20;
+
+fn is_manifest_type(media_type: &str) -> bool {
+    matches!(
+        media_type,
+        MEDIA_TYPE_OCI_INDEX
+            | MEDIA_TYPE_OCI_MANIFEST
+            | MEDIA_TYPE_DOCKER_LIST
+            | MEDIA_TYPE_DOCKER_MANIFEST
+    )
 }
 
 fn entry_name(desc: &Descriptor) -> String {

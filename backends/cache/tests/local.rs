@@ -531,3 +531,26 @@ fn prune_racing_exports_never_orphans_an_entry() {
         }
     }
 }
+
+#[test]
+fn an_unreadable_index_is_never_overwritten() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("c");
+    // A directory where index.json should be: reading it fails (not as
+    // "missing" nor as "invalid JSON").
+    fs::create_dir_all(dir.join("index.json/keep")).unwrap();
+    let cache = LocalCache::new(&dir);
+    let err = cache
+        .export(
+            &chain_export(&["a"], &[1], 10),
+            "build",
+            FormatOptions::default(),
+        )
+        .unwrap_err();
+    assert_eq!(err.code(), "C0201", "{err}");
+    assert!(dir.join("index.json/keep").is_dir());
+    let (import, logs) = capture_logs(|| cache.import(&ImportSelector::All));
+    assert!(import.index().is_empty());
+    assert!(logs.contains("cannot read index.json"), "{logs}");
+    assert!(cache.prune(&PrunePolicy::default()).is_err());
+}
