@@ -277,6 +277,13 @@ fn slash_join(components: &[String]) -> String {
     components.iter().map(|c| format!("/{c}")).collect()
 }
 
+/// Reads a regular file from a layer stack (bottom first) without mounting
+/// it: whiteouts, opaque directories and symlinks (inside the root) are
+/// honoured. `Ok(None)` when the path does not exist or is not a file.
+pub fn read_stack_file(lowers: &[PathBuf], path: &str) -> Result<Option<Vec<u8>>, ExecError> {
+    Stack::new(lowers).read_file(path)
+}
+
 /// What a diff (an upper directory) records for one path.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum ChangeKind {

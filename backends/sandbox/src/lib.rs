@@ -33,7 +33,9 @@ mod spec;
 mod user;
 
 pub use error::ExecError;
-pub use layers::{changed_paths, diff_is_empty, is_opaque_dir, is_whiteout, Change, ChangeKind};
+pub use layers::{
+    changed_paths, diff_is_empty, is_opaque_dir, is_whiteout, read_stack_file, Change, ChangeKind,
+};
 pub use prepare::DEFAULT_PATH;
 pub use run::{
     channel_output, discard_output, ExecResult, OutputSink, OutputStream, Running, Sandbox,

@@ -866,3 +866,48 @@ fn survivors(marker: &str) -> String {
     }
     out
 }
+
+#[tokio::test]
+async fn overlay_setup_failure_is_reported_as_such() {
+    let fx = fixture();
+    let (upper, _) = fx.layer();
+    // The work directory must be on the upper's file system; /dev/shm is not.
+    let work = tempfile::Builder::new()
+        .prefix("sandbox-test-work-")
+        .tempdir_in("/dev/shm")
+        .unwrap();
+    let spec = cuedag_sandbox::ExecSpec::new(
+        vec![fx.base.clone()],
+        upper,
+        work.path().to_path_buf(),
+        vec!["/bin/true".into()],
+    );
+    let err = run(&spec).await.0.unwrap_err();
+    assert_eq!(err.code(), "sandbox::setup", "{err}");
+    assert!(
+        err.to_string().contains("cannot mount the root overlay"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn reading_a_file_from_a_layer_stack() {
+    let fx = fixture();
+    let spec = fx.sh(
+        vec![fx.base.clone()],
+        "echo v2 > /data/keep.txt; rm /data/doomed.txt; ln -s /data/keep.txt /link",
+    );
+    run_ok(&spec).await;
+    let lowers = vec![fx.base.clone(), spec.upper.clone()];
+    let read = |p: &str| cuedag_sandbox::read_stack_file(&lowers, p).unwrap();
+    assert_eq!(read("/data/keep.txt").as_deref(), Some(&b"v2\n"[..]));
+    assert_eq!(read("/link").as_deref(), Some(&b"v2\n"[..]));
+    assert_eq!(read("/data/doomed.txt"), None);
+    assert_eq!(read("/data"), None);
+    assert_eq!(
+        cuedag_sandbox::read_stack_file(std::slice::from_ref(&fx.base), "/data/doomed.txt")
+            .unwrap()
+            .as_deref(),
+        Some(&b"to delete\n"[..])
+    );
+}
