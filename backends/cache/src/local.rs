@@ -480,7 +480,17 @@ impl LocalCache {
             return Ok(report);
         }
         let _lock = self.lock()?;
-        let mut index = self.read_index_for_update()?;
+        // An invalid index would make every blob look unreferenced: refuse.
+        let mut index = match self.read_index() {
+            Ok(index) => index.unwrap_or_else(ImageIndex::empty),
+            Err(IndexProblem::Invalid(message)) => {
+                return Err(Error::io(
+                    &self.index_path(),
+                    io::Error::new(io::ErrorKind::InvalidData, message),
+                ))
+            }
+            Err(IndexProblem::Unreadable(e)) => return Err(Error::io(&self.index_path(), e)),
+        };
         if let Some(keep) = policy.keep_last {
             let n_remove = index.manifests.len().saturating_sub(keep);
             for entry in index.manifests.drain(..n_remove) {

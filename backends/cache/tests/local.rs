@@ -217,6 +217,10 @@ fn a_corrupt_index_or_config_imports_nothing_with_a_warning() {
     let (import, logs) = capture_logs(|| cache.import(&ImportSelector::All));
     assert!(import.index().is_empty());
     assert!(logs.contains("not a valid OCI index"), "{logs}");
+    // Prune refuses rather than deleting every blob as unreferenced.
+    let n_blobs = count_blobs(&dir);
+    assert!(cache.prune(&PrunePolicy::default()).is_err());
+    assert_eq!(count_blobs(&dir), n_blobs);
     // An export starts a new index.
     cache
         .export(&export, "build", FormatOptions::default())
