@@ -337,6 +337,18 @@ impl LocalCache {
         }
     }
 
+    /// The index, or an error if it is missing-but-unreadable or invalid.
+    fn read_index_strict(&self) -> Result<ImageIndex, Error> {
+        match self.read_index() {
+            Ok(index) => Ok(index.unwrap_or_else(ImageIndex::empty)),
+            Err(IndexProblem::Invalid(message)) => Err(Error::io(
+                &self.index_path(),
+                io::Error::new(io::ErrorKind::InvalidData, message),
+            )),
+            Err(IndexProblem::Unreadable(e)) => Err(Error::io(&self.index_path(), e)),
+        }
+    }
+
     fn write_index(&self, index: &ImageIndex) -> Result<(), Error> {
         let bytes = serde_json::to_vec(index).map_err(|e| Error::Encode(e.to_string()))?;
         write_atomic(&self.dir, INDEX_TEMP_PREFIX, &self.index_path(), &bytes)
@@ -344,16 +356,7 @@ impl LocalCache {
 
     /// The entries of `index.json`, oldest export first.
     pub fn entries(&self) -> Result<Vec<Entry>, Error> {
-        let index = match self.read_index() {
-            Ok(index) => index.unwrap_or_else(ImageIndex::empty),
-            Err(IndexProblem::Invalid(message)) => {
-                return Err(Error::io(
-                    &self.index_path(),
-                    io::Error::new(io::ErrorKind::InvalidData, message),
-                ))
-            }
-            Err(IndexProblem::Unreadable(e)) => return Err(Error::io(&self.index_path(), e)),
-        };
+        let index = self.read_index_strict()?;
         Ok(index
             .manifests
             .iter()
@@ -481,16 +484,7 @@ impl LocalCache {
         }
         let _lock = self.lock()?;
         // An invalid index would make every blob look unreferenced: refuse.
-        let mut index = match self.read_index() {
-            Ok(index) => index.unwrap_or_else(ImageIndex::empty),
-            Err(IndexProblem::Invalid(message)) => {
-                return Err(Error::io(
-                    &self.index_path(),
-                    io::Error::new(io::ErrorKind::InvalidData, message),
-                ))
-            }
-            Err(IndexProblem::Unreadable(e)) => return Err(Error::io(&self.index_path(), e)),
-        };
+        let mut index = self.read_index_strict()?;
         if let Some(keep) = policy.keep_last {
             let n_remove = index.manifests.len().saturating_sub(keep);
             for entry in index.manifests.drain(..n_remove) {
