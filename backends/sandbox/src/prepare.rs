@@ -60,6 +60,7 @@ const CAPS: &[&str] = &[
 pub(crate) struct Tools {
     pub bwrap: PathBuf,
     pub unshare: PathBuf,
+    pub setpriv: PathBuf,
     pub mount: PathBuf,
     pub sh: PathBuf,
 }
@@ -715,14 +716,21 @@ pub(crate) fn prepare(
 
     // bubblewrap takes the command on its own command line, not from
     // `--args`: it is passed to the script as positional parameters.
+    // `setpriv` sets the gid and supplementary groups, then `unshare`
+    // chroots, changes directory and sets the uid.
+    let groups: Vec<String> = identity.groups.iter().map(u32::to_string).collect();
     let mut command = vec![
+        path_str(&tools.setpriv),
+        "--regid".to_owned(),
+        identity.gid.to_string(),
+        "--groups".to_owned(),
+        groups.join(","),
+        "--".to_owned(),
         path_str(&tools.unshare),
         format!("--root={NEWROOT}"),
         format!("--wd={workdir}"),
         "--setuid".to_owned(),
         identity.uid.to_string(),
-        "--setgid".to_owned(),
-        identity.gid.to_string(),
         "--".to_owned(),
     ];
     command.extend(spec.args.iter().cloned());

@@ -120,6 +120,7 @@ impl Sandbox {
         let tools = Tools {
             bwrap: find_tool("bwrap", "bubblewrap")?,
             unshare: find_tool("unshare", "util-linux")?,
+            setpriv: find_tool("setpriv", "util-linux")?,
             mount: find_tool("mount", "mount")?,
             sh: find_tool("sh", "dash")?,
         };
@@ -396,7 +397,7 @@ impl Running {
             .ok()
             .flatten();
             match found {
-                Some((pid, name)) if name != "unshare" => return Ok(pid),
+                Some((pid, name)) if name != "unshare" && name != "setpriv" => return Ok(pid),
                 Some((pid, _)) if Instant::now() >= deadline => return Ok(pid),
                 None if Instant::now() >= deadline => return Err(ExecError::NotRunning),
                 _ => tokio::time::sleep(Duration::from_millis(5)).await,
@@ -482,7 +483,11 @@ impl Running {
             125 => {
                 first_stderr.starts_with("cuedag-sandbox: ") || first_stderr.starts_with("mount: ")
             }
-            1 => first_stderr.starts_with("bwrap: ") || first_stderr.starts_with("unshare: "),
+            1 => {
+                first_stderr.starts_with("bwrap: ")
+                    || first_stderr.starts_with("unshare: ")
+                    || first_stderr.starts_with("setpriv: ")
+            }
             _ => false,
         };
         if setup_failed {

@@ -9,6 +9,8 @@ use crate::layers::Stack;
 pub(crate) struct Identity {
     pub uid: u32,
     pub gid: u32,
+    /// Supplementary groups: the groups of `/etc/group` listing the user.
+    pub groups: Vec<u32>,
     /// The home directory from the passwd entry, `/` when there is none.
     pub home: String,
 }
@@ -39,14 +41,30 @@ fn parse_passwd(text: &str) -> Vec<PasswdEntry> {
         .collect()
 }
 
-fn parse_groups(text: &str) -> Vec<(String, u32)> {
+struct GroupEntry {
+    name: String,
+    gid: u32,
+    members: Vec<String>,
+}
+
+fn parse_groups(text: &str) -> Vec<GroupEntry> {
     text.lines()
         .filter(|line| !line.trim_start().starts_with('#'))
         .filter_map(|line| {
             let fields: Vec<&str> = line.split(':').collect();
             let name = (*fields.first()?).to_owned();
             let gid = fields.get(2)?.trim().parse().ok()?;
-            Some((name, gid))
+            let members = fields
+                .get(3)
+                .map(|m| {
+                    m.split(',')
+                        .map(str::trim)
+                        .filter(|m| !m.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default();
+            Some(GroupEntry { name, gid, members })
         })
         .collect()
 }
@@ -71,14 +89,19 @@ pub(crate) fn resolve_user(stack: &Stack<'_>, spec: &str) -> Result<Identity, Ex
         user_part
     };
     let passwd = parse_passwd(&read_text(stack, "/etc/passwd")?);
-    let (uid, mut gid, home) = match user_part.parse::<u32>() {
+    let (uid, mut gid, home, name) = match user_part.parse::<u32>() {
         Ok(uid) => match passwd.iter().find(|e| e.uid == uid) {
-            Some(entry) => (uid, entry.gid, entry.home.clone()),
-            None => (uid, 0, String::new()),
+            Some(entry) => (uid, entry.gid, entry.home.clone(), Some(entry.name.clone())),
+            None => (uid, 0, String::new(), None),
         },
         Err(_) => match passwd.iter().find(|e| e.name == user_part) {
-            Some(entry) => (entry.uid, entry.gid, entry.home.clone()),
-            None if user_part == "root" => (0, 0, "/root".to_owned()),
+            Some(entry) => (
+                entry.uid,
+                entry.gid,
+                entry.home.clone(),
+                Some(entry.name.clone()),
+            ),
+            None if user_part == "root" => (0, 0, "/root".to_owned(), Some("root".to_owned())),
             None => {
                 return Err(ExecError::UnknownUser {
                     user: user_part.to_owned(),
@@ -86,21 +109,19 @@ pub(crate) fn resolve_user(stack: &Stack<'_>, spec: &str) -> Result<Identity, Ex
             }
         },
     };
+    let groups = parse_groups(&read_text(stack, "/etc/group")?);
     if let Some(group) = group_part.filter(|g| !g.is_empty()) {
         gid = match group.parse::<u32>() {
             Ok(gid) => gid,
-            Err(_) => {
-                let groups = parse_groups(&read_text(stack, "/etc/group")?);
-                match groups.iter().find(|(name, _)| name == group) {
-                    Some((_, gid)) => *gid,
-                    None if group == "root" => 0,
-                    None => {
-                        return Err(ExecError::UnknownGroup {
-                            group: group.to_owned(),
-                        })
-                    }
+            Err(_) => match groups.iter().find(|entry| entry.name == group) {
+                Some(entry) => entry.gid,
+                None if group == "root" => 0,
+                None => {
+                    return Err(ExecError::UnknownGroup {
+                        group: group.to_owned(),
+                    })
                 }
-            }
+            },
         };
     }
     let home = if home.is_empty() {
@@ -108,7 +129,20 @@ pub(crate) fn resolve_user(stack: &Stack<'_>, spec: &str) -> Result<Identity, Ex
     } else {
         home
     };
-    Ok(Identity { uid, gid, home })
+    let mut supplementary = vec![gid];
+    if let Some(name) = &name {
+        for entry in &groups {
+            if entry.members.iter().any(|m| m == name) && !supplementary.contains(&entry.gid) {
+                supplementary.push(entry.gid);
+            }
+        }
+    }
+    Ok(Identity {
+        uid,
+        gid,
+        groups: supplementary,
+        home,
+    })
 }
 
 #[cfg(test)]
@@ -129,10 +163,17 @@ mod tests {
 
     #[test]
     fn group_parsing() {
-        let groups = parse_groups("root:x:0:\nstaff:x:50:app\n");
+        let groups = parse_groups("root:x:0:\nstaff:x:50:app, web\n");
+        let summary: Vec<_> = groups
+            .iter()
+            .map(|g| (g.name.as_str(), g.gid, g.members.join("+")))
+            .collect();
         assert_eq!(
-            groups,
-            vec![("root".to_owned(), 0), ("staff".to_owned(), 50)]
+            summary,
+            vec![
+                ("root", 0, String::new()),
+                ("staff", 50, "app+web".to_owned())
+            ]
         );
     }
 }

@@ -64,15 +64,18 @@ async fn missing_workdir_is_created_but_not_in_the_diff() {
 async fn user_by_name_and_number() {
     let fx = fixture();
     let cases = [
-        ("root:root", "0 0 /root"),
-        ("app", "1000 1000 /home/app"),
-        ("1000", "1000 1000 /home/app"),
-        ("app:staff", "1000 50 /home/app"),
-        ("1234:4321", "1234 4321 /"),
-        ("nobody", "65534 65534 /nonexistent"),
+        ("root:root", "0 0 /root 0"),
+        ("app", "1000 1000 /home/app 1000,50"),
+        ("1000", "1000 1000 /home/app 1000,50"),
+        ("app:staff", "1000 50 /home/app 50"),
+        ("1234:4321", "1234 4321 / 4321"),
+        ("nobody", "65534 65534 /nonexistent 65534"),
     ];
     for (user, expected) in cases {
-        let mut spec = fx.sh(vec![fx.base.clone()], r#"echo "$(id -u) $(id -g) $HOME""#);
+        let mut spec = fx.sh(
+            vec![fx.base.clone()],
+            r#"echo "$(id -u) $(id -g) $HOME $(id -G | tr ' ' ,)""#,
+        );
         spec.user = user.into();
         assert_eq!(run_ok(&spec).await, format!("{expected}\n"), "user {user}");
     }

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 const BUSYBOX: &str = "/bin/busybox";
 const APPLETS: &[&str] = &[
     "sh", "ls", "cat", "rm", "id", "echo", "true", "false", "touch", "sleep", "mkdir", "stat",
-    "hostname", "test", "printf", "env", "pwd", "wc", "kill", "trap", "ps", "head", "grep",
+    "hostname", "test", "printf", "env", "pwd", "wc", "kill", "trap", "ps", "head", "grep", "tr",
 ];
 
 pub struct Fixture {
