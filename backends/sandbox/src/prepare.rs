@@ -157,9 +157,26 @@ fn copy_attrs(path: &Path, meta: &fs::Metadata) -> Result<(), ExecError> {
 /// Makes sure `dest` exists in the merged root so that it can be mounted
 /// on, creating what is missing in the throwaway `mp` layer (so that mount
 /// points never leak into the diff). Returns the physical components.
+/// The throwaway mount-point layer and the existing directories it mirrors.
+struct MountPoints {
+    root: PathBuf,
+    /// Mirrored directories and their original attributes, to restore the
+    /// mtimes that creating children in them changed.
+    mirrored: Vec<(PathBuf, fs::Metadata)>,
+}
+
+impl MountPoints {
+    fn restore_times(&self) -> Result<(), ExecError> {
+        for (path, meta) in &self.mirrored {
+            copy_attrs(path, meta)?;
+        }
+        Ok(())
+    }
+}
+
 fn ensure_mountpoint(
     stack: &Stack<'_>,
-    mp: &Path,
+    mps: &mut MountPoints,
     dest: &str,
     want: Want,
 ) -> Result<Vec<String>, ExecError> {
@@ -188,7 +205,7 @@ fn ensure_mountpoint(
         return Ok(resolved.components);
     }
     let n = resolved.components.len();
-    let mut host = mp.to_path_buf();
+    let mut host = mps.root.clone();
     for (i, comp) in resolved.components.iter().enumerate() {
         host.push(comp);
         let last = i + 1 == n;
@@ -203,6 +220,7 @@ fn ensure_mountpoint(
                     .and_then(|c| stack.dir_metadata(c))
                 {
                     copy_attrs(&host, &meta)?;
+                    mps.mirrored.push((host.clone(), meta));
                 }
             }
         } else if last && matches!(want, Want::File) {
@@ -370,6 +388,10 @@ pub(crate) fn prepare(
         fs::create_dir(s.join(dir)).context(|| format!("creating `{}`", s.join(dir).display()))?;
     }
     let mp = s.join("mp");
+    let mut mps = MountPoints {
+        root: mp.clone(),
+        mirrored: Vec::new(),
+    };
     if let Some(meta) = stack.root_metadata() {
         copy_attrs(&mp, &meta)?;
         if crate::layers::diff_is_empty(&upper)? {
@@ -433,12 +455,12 @@ pub(crate) fn prepare(
     args.push(&["--bind", &merged, NEWROOT]);
 
     // Standard mounts.
-    let proc_point = ensure_mountpoint(&stack, &mp, "/proc", Want::Dir)?;
+    let proc_point = ensure_mountpoint(&stack, &mut mps, "/proc", Want::Dir)?;
     args.push(&["--proc", &join_container(&proc_point)]);
-    let dev_point = ensure_mountpoint(&stack, &mp, "/dev", Want::Dir)?;
+    let dev_point = ensure_mountpoint(&stack, &mut mps, "/dev", Want::Dir)?;
     args.push(&["--dev", &join_container(&dev_point)]);
     if Path::new("/sys").is_dir() {
-        let sys_point = ensure_mountpoint(&stack, &mp, "/sys", Want::Dir)?;
+        let sys_point = ensure_mountpoint(&stack, &mut mps, "/sys", Want::Dir)?;
         args.push(&["--ro-bind", "/sys", &join_container(&sys_point)]);
     }
     let hosts_file = s.join("files/hosts");
@@ -452,14 +474,14 @@ pub(crate) fn prepare(
     fs::write(&hosts_file, hosts).context(|| "writing the hosts file".to_owned())?;
     fs::set_permissions(&hosts_file, fs::Permissions::from_mode(0o644))
         .context(|| "setting the hosts file mode".to_owned())?;
-    let hosts_point = ensure_mountpoint(&stack, &mp, "/etc/hosts", Want::File)?;
+    let hosts_point = ensure_mountpoint(&stack, &mut mps, "/etc/hosts", Want::File)?;
     args.push(&[
         "--ro-bind",
         &path_str(&hosts_file),
         &join_container(&hosts_point),
     ]);
     if spec.network == Network::Host && Path::new("/etc/resolv.conf").exists() {
-        let resolv_point = ensure_mountpoint(&stack, &mp, "/etc/resolv.conf", Want::File)?;
+        let resolv_point = ensure_mountpoint(&stack, &mut mps, "/etc/resolv.conf", Want::File)?;
         args.push(&[
             "--ro-bind",
             "/etc/resolv.conf",
@@ -514,7 +536,7 @@ pub(crate) fn prepare(
         let point = if nested {
             join_container(&lex)
         } else {
-            join_container(&ensure_mountpoint(&stack, &mp, dest, want)?)
+            join_container(&ensure_mountpoint(&stack, &mut mps, dest, want)?)
         };
         match mount {
             Mount::Cache {
@@ -682,7 +704,7 @@ pub(crate) fn prepare(
     };
     let work_lex = lexical(&workdir);
     if !dir_mounts.iter().any(|parent| work_lex.starts_with(parent)) {
-        ensure_mountpoint(&stack, &mp, &workdir, Want::Dir).map_err(|err| match err {
+        ensure_mountpoint(&stack, &mut mps, &workdir, Want::Dir).map_err(|err| match err {
             ExecError::InvalidMount { reason, .. } => ExecError::InvalidPath {
                 path: workdir.clone(),
                 reason: format!("cannot use it as the working directory: {reason}"),
@@ -690,6 +712,8 @@ pub(crate) fn prepare(
             other => other,
         })?;
     }
+
+    mps.restore_times()?;
 
     args.push(&["--cap-drop", "ALL"]);
     for cap in CAPS {

@@ -914,3 +914,20 @@ async fn reading_a_file_from_a_layer_stack() {
         Some(&b"to delete\n"[..])
     );
 }
+
+#[tokio::test]
+async fn mount_points_do_not_change_parent_mtimes() {
+    let fx = fixture();
+    let old = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+    let etc = std::fs::File::open(fx.base.join("etc")).unwrap();
+    etc.set_times(std::fs::FileTimes::new().set_modified(old))
+        .unwrap();
+    let mut spec = fx.sh(vec![fx.base.clone()], "stat -c %Y /etc; echo x > /etc/new");
+    spec.mounts.push(Mount::File {
+        dest: "/etc/app/conf".into(),
+        contents: "c".into(),
+        mode: 0o644,
+    });
+    assert_eq!(run_ok(&spec).await, "1000000000\n");
+    assert_eq!(paths(&spec.upper), vec!["/etc", "/etc/new"]);
+}
