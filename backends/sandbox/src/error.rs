@@ -16,6 +16,9 @@ pub enum ExecError {
         /// The Debian package that provides it.
         package: &'static str,
     },
+    /// The sandbox needs root (overlay mounts, namespaces).
+    #[error("the local sandbox must run as root (it mounts overlay file systems)\nhint: run cuedag as root, e.g. with `sudo`")]
+    NotRoot,
     /// The command ran and exited with a non-zero status.
     #[error(
         "process \"{command}\" did not complete successfully: exit code: {code}{}",
@@ -120,6 +123,7 @@ impl ExecError {
     pub fn code(&self) -> &'static str {
         match self {
             ExecError::ToolMissing { .. } => "sandbox::tool-missing",
+            ExecError::NotRoot => "sandbox::not-root",
             ExecError::NonZeroExit { .. } => "sandbox::non-zero-exit",
             ExecError::ProgramNotFound { .. } => "sandbox::program-not-found",
             ExecError::EmptyArgs => "sandbox::empty-args",

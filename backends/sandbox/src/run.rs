@@ -113,10 +113,14 @@ fn find_tool(name: &'static str, package: &'static str) -> Result<PathBuf, ExecE
 }
 
 impl Sandbox {
-    /// Finds the host tools (`bwrap`, `unshare`, `mount`, `sh`); per-exec
+    /// Checks that we are root and finds the host tools (`bwrap`, `unshare`,
+    /// `setpriv`, `mount`, `sh`); per-exec
     /// scratch files go under the system temp directory, secrets under
     /// `/dev/shm` when it exists.
     pub fn new() -> Result<Self, ExecError> {
+        if !rustix::process::geteuid().is_root() {
+            return Err(ExecError::NotRoot);
+        }
         let tools = Tools {
             bwrap: find_tool("bwrap", "bubblewrap")?,
             unshare: find_tool("unshare", "util-linux")?,
