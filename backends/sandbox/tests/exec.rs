@@ -931,3 +931,23 @@ async fn mount_points_do_not_change_parent_mtimes() {
     assert_eq!(run_ok(&spec).await, "1000000000\n");
     assert_eq!(paths(&spec.upper), vec!["/etc", "/etc/new"]);
 }
+
+#[tokio::test]
+async fn secret_env_is_in_no_command_line() {
+    let fx = fixture();
+    let secret = "argv-secret-77aa";
+    let mut spec = fx.sh(vec![fx.base.clone()], "echo ready; sleep 5");
+    spec.secret_env
+        .push(("TOKEN".into(), SecretString::new(secret)));
+    let out = Collector::default();
+    let running = sandbox().start(&spec, out.sink()).await.unwrap();
+    for _ in 0..500 {
+        if out.stdout().contains("ready") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(out.stdout(), "ready\n");
+    assert!(!process_alive(secret), "a command line holds the secret");
+    running.stop(Duration::ZERO).await.unwrap();
+}
