@@ -478,6 +478,7 @@ impl Running {
         self.join_readers().await;
         let duration = self.started.elapsed();
         let code = exit_code(status);
+        tracing::debug!(command = %self.command, code, ?duration, "sandboxed process exited");
         let (tail, first_stderr) = match self.tail.lock() {
             Ok(tail) => (tail.text(), tail.first_stderr.clone()),
             Err(_) => (String::new(), None),

@@ -951,3 +951,21 @@ async fn secret_env_is_in_no_command_line() {
     assert!(!process_alive(secret), "a command line holds the secret");
     running.stop(Duration::ZERO).await.unwrap();
 }
+
+#[tokio::test]
+async fn background_processes_do_not_keep_the_exec_alive() {
+    let fx = fixture();
+    let marker = "63.737373";
+    let spec = fx.sh(
+        vec![fx.base.clone()],
+        &format!("sleep {marker} & echo started"),
+    );
+    // A hang guard, not a speed check: without pid-namespace teardown the
+    // background sleep would keep stdout open for a minute.
+    let result = tokio::time::timeout(Duration::from_secs(50), run_ok(&spec)).await;
+    assert_eq!(
+        result.expect("the exec waited for its background process"),
+        "started\n"
+    );
+    assert!(!process_alive(marker));
+}
