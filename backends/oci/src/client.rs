@@ -87,6 +87,17 @@ pub struct PulledImage {
     pub source: String,
 }
 
+/// What a reference resolves to; see [`RegistryClient::resolve`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resolved {
+    /// The digest the reference points to (an index or the manifest).
+    pub digest: Digest,
+    /// The digest of the manifest for the wanted platform.
+    pub manifest_digest: Digest,
+    /// An endpoint URL, or `store`.
+    pub source: String,
+}
+
 /// An image to push: a config blob and layer blobs already in the store.
 #[derive(Clone, Debug)]
 pub struct PushImage {
@@ -295,40 +306,7 @@ impl RegistryClient {
             scope: &scope,
             creds,
         };
-        let (top, kind, bytes) = match self
-            .get_manifest(&ctx, &reference.manifest_key(), reference)
-            .await
-        {
-            Err(OciError::NotFound { .. })
-                if endpoint.is_mirror
-                    && self.config.tag_fallback
-                    && reference.digest().is_some()
-                    && reference.tag().is_some() =>
-            {
-                let tag = reference.tag().unwrap_or("latest");
-                tracing::warn!(%reference, mirror = %endpoint.base_url, "pinned digest absent from the mirror, using tag `{tag}` instead (tag fallback is on)");
-                self.get_manifest(&ctx, tag, reference).await?
-            }
-            Err(OciError::NotFound { .. }) => {
-                return Err(OciError::NotFound {
-                    reference: reference.to_string(),
-                    registry: endpoint.base_url.clone(),
-                })
-            }
-            other => {
-                let (top, kind, bytes) = other?;
-                if let Some(pinned) = reference.digest() {
-                    if pinned != &top {
-                        return Err(OciError::DigestMismatch {
-                            what: format!("manifest of `{reference}`"),
-                            expected: pinned.to_string(),
-                            actual: top.to_string(),
-                        });
-                    }
-                }
-                (top, kind, bytes)
-            }
-        };
+        let (top, kind, bytes) = self.fetch_top(&ctx, reference).await?;
         self.store.put_bytes(&bytes)?;
         let (manifest_digest, manifest_bytes) = match kind {
             media::Kind::Index => {
@@ -377,6 +355,142 @@ impl RegistryClient {
             raw_config,
             endpoint.base_url.clone(),
         )
+    }
+
+    /// Fetches what the reference names (by digest when pinned, else by
+    /// tag) from one endpoint, applying the mirror tag fallback.
+    async fn fetch_top(
+        &self,
+        ctx: &Ctx<'_>,
+        reference: &Reference,
+    ) -> Result<(Digest, media::Kind, Vec<u8>)> {
+        let endpoint = ctx.endpoint;
+        match self
+            .get_manifest(ctx, &reference.manifest_key(), reference)
+            .await
+        {
+            Err(OciError::NotFound { .. })
+                if endpoint.is_mirror
+                    && self.config.tag_fallback
+                    && reference.digest().is_some()
+                    && reference.tag().is_some() =>
+            {
+                let tag = reference.tag().unwrap_or("latest");
+                tracing::warn!(%reference, mirror = %endpoint.base_url, "pinned digest absent from the mirror, using tag `{tag}` instead (tag fallback is on)");
+                self.get_manifest(ctx, tag, reference).await
+            }
+            Err(OciError::NotFound { .. }) => Err(OciError::NotFound {
+                reference: reference.to_string(),
+                registry: endpoint.base_url.clone(),
+            }),
+            other => {
+                let (top, kind, bytes) = other?;
+                if let Some(pinned) = reference.digest() {
+                    if pinned != &top {
+                        return Err(OciError::DigestMismatch {
+                            what: format!("manifest of `{reference}`"),
+                            expected: pinned.to_string(),
+                            actual: top.to_string(),
+                        });
+                    }
+                }
+                Ok((top, kind, bytes))
+            }
+        }
+    }
+
+    /// Resolves `reference` for `options.platform` to digests without
+    /// fetching the platform manifest, config or layers: one manifest
+    /// request (or none, from the store, when the resolve mode allows).
+    /// A backend can key its pull step by [`Resolved::manifest_digest`] and
+    /// skip [`RegistryClient::pull`] when it already has that image.
+    pub async fn resolve(&self, reference: &Reference, options: &PullOptions) -> Result<Resolved> {
+        let platform_key = options.platform.to_string();
+        let local = |store: &BlobStore| -> Option<Resolved> {
+            match reference.digest() {
+                Some(d) if options.resolve_mode != ResolveMode::ForcePull => {
+                    let bytes = store.read(d).ok()?;
+                    let manifest_digest = match media::sniff(None, &bytes) {
+                        media::Kind::Index => {
+                            select_platform(reference, &bytes, &options.platform).ok()?
+                        }
+                        media::Kind::Manifest => d.clone(),
+                        media::Kind::Other(_) => return None,
+                    };
+                    Some(Resolved {
+                        digest: d.clone(),
+                        manifest_digest,
+                        source: "store".into(),
+                    })
+                }
+                Some(_) => None,
+                None => store
+                    .get_ref(&reference.to_string(), &platform_key)
+                    .map(|r| Resolved {
+                        digest: r.top,
+                        manifest_digest: r.manifest,
+                        source: "store".into(),
+                    }),
+            }
+        };
+        let local_first = match options.resolve_mode {
+            ResolveMode::ForcePull => false,
+            ResolveMode::PreferLocal => true,
+            ResolveMode::Default => reference.digest().is_some(),
+        };
+        if local_first {
+            if let Some(found) = local(&self.store) {
+                return Ok(found);
+            }
+        }
+        let mut first_error = None;
+        for endpoint in self.config.pull_endpoints(reference.registry()) {
+            let repo = endpoint.repository(reference.repository());
+            let scope = format!("repository:{repo}:pull");
+            let ctx = Ctx {
+                endpoint: &endpoint,
+                repo: &repo,
+                scope: &scope,
+                creds: self.credentials_for(&endpoint, options.credentials.as_ref()),
+            };
+            match self.fetch_top(&ctx, reference).await {
+                Ok((top, kind, bytes)) => {
+                    let manifest_digest = match kind {
+                        media::Kind::Index => {
+                            select_platform(reference, &bytes, &options.platform)?
+                        }
+                        media::Kind::Manifest => top.clone(),
+                        media::Kind::Other(media_type) => {
+                            return Err(OciError::UnsupportedMediaType {
+                                reference: reference.to_string(),
+                                media_type,
+                            })
+                        }
+                    };
+                    return Ok(Resolved {
+                        digest: top,
+                        manifest_digest,
+                        source: endpoint.base_url.clone(),
+                    });
+                }
+                Err(error) => {
+                    tracing::warn!(endpoint = %endpoint.base_url, %reference, %error, "resolve failed");
+                    if first_error.is_none() || !endpoint.is_mirror {
+                        first_error = Some(error);
+                    }
+                }
+            }
+        }
+        if options.resolve_mode == ResolveMode::Default {
+            if let Some(found) = local(&self.store) {
+                tracing::warn!(%reference, "registry unreachable, using the resolution recorded in the store");
+                return Ok(found);
+            }
+        }
+        Err(first_error.unwrap_or_else(|| OciError::Offline {
+            registry: reference.registry().to_owned(),
+            reason: "no mirror is configured for it".into(),
+        }))
     }
 
     /// Fetches the manifest (or index) `reference` points to, without

@@ -22,7 +22,9 @@ pub mod reference;
 pub mod store;
 
 pub use auth::{Credentials, DockerConfig, Secret};
-pub use client::{LayerInfo, PullOptions, PulledImage, PushImage, RegistryClient, ResolveMode};
+pub use client::{
+    LayerInfo, PullOptions, PulledImage, PushImage, RegistryClient, ResolveMode, Resolved,
+};
 pub use digest::Digest;
 pub use error::{OciError, Result};
 pub use layer::{extract_layer, flatten, pack_layer, PackedLayer};

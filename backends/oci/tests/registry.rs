@@ -110,6 +110,27 @@ async fn pulls_golang_through_the_docker_io_mirror() {
         .unwrap()
         .starts_with("root:x:0:0:"));
 
+    // Resolving asks for the manifest only.
+    let resolved = client
+        .resolve(&reference, &PullOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(resolved.digest, image.digest);
+    assert_eq!(resolved.manifest_digest, image.manifest_digest);
+    assert_eq!(resolved.source, image.source);
+    let prefer_local = PullOptions {
+        resolve_mode: ResolveMode::PreferLocal,
+        ..Default::default()
+    };
+    assert_eq!(
+        client
+            .resolve(&reference, &prefer_local)
+            .await
+            .unwrap()
+            .source,
+        "store"
+    );
+
     // A second pull may come from the store alone.
     let local = client
         .pull(
@@ -345,6 +366,24 @@ async fn index_platform_selection() {
             entries[want].2.to_string()
         );
     }
+
+    // Resolution picks the platform's manifest without fetching anything.
+    let fresh = plain_client(&dir.path().join("resolve-store"));
+    let resolved = fresh
+        .resolve(
+            &tagged,
+            &PullOptions {
+                platform: Platform::parse("linux/arm64").unwrap(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (resolved.digest, resolved.manifest_digest),
+        (index_digest.clone(), entries[1].0.clone())
+    );
+    assert!(fresh.store().list().unwrap().is_empty());
 
     let err = client
         .pull(
