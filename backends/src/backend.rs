@@ -28,6 +28,8 @@ pub struct SessionOptions {
     pub cache_from: Vec<String>,
     /// `--cache-to` specs, as given.
     pub cache_to: Vec<String>,
+    /// The parsed cache specs (flags and `DAGGER_CACHE_*`).
+    pub cache: cuedag_cache::spec::CacheSpecs,
     /// `--no-cache`.
     pub no_cache: bool,
     /// `--platform` (`os/arch[/variant]`), if given.

@@ -9,6 +9,7 @@
 
 pub mod backend;
 pub mod builtin;
+mod driver;
 pub mod events;
 pub mod executor;
 pub mod secret;
@@ -20,6 +21,12 @@ pub use executor::{
     Executor, PlanDriver, RunError, RunOptions, RunReport, TaskRecord, TaskRequestInfo,
 };
 pub use secret::{Secret, SecretStore, SocketStore};
+
+/// The backends `cuedag do` uses, in the order they are asked: the
+/// built-in client-side and pure tasks first.
+pub fn default_backends() -> BackendSet {
+    BackendSet::new().with(std::sync::Arc::new(BuiltinTasks))
+}
 
 /// Errors of task execution. Messages follow Dagger's where it has one.
 #[derive(Debug, thiserror::Error)]

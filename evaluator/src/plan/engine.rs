@@ -859,6 +859,36 @@ impl Plan {
         Some(value)
     }
 
+    /// The action input flags of `target` (§5.2): its direct children that
+    /// are scalar, not concrete, not references and not generated, with
+    /// their type and the first paragraph of their doc comment.
+    pub fn input_flags(&mut self, target: &CuePath) -> Vec<(String, DeclaredKind, String)> {
+        let Some(value) = self.lookup_printed(target) else {
+            return Vec::new();
+        };
+        let mut flags = Vec::new();
+        for info in self.eval.fields(value) {
+            let Selector::Field(name) = &info.selector else {
+                continue;
+            };
+            if info.optional || is_generated(&info) || self.eval.is_concrete(info.value) {
+                continue;
+            }
+            let kind = match self.eval.kind(info.value) {
+                Kind::String => DeclaredKind::String,
+                Kind::Int => DeclaredKind::Int,
+                Kind::Float | Kind::Number => DeclaredKind::Number,
+                Kind::Bool => DeclaredKind::Bool,
+                _ => continue,
+            };
+            if !self.eval.references(info.value).is_empty() {
+                continue;
+            }
+            flags.push((name.clone(), kind, first_paragraph(&info.docs)));
+        }
+        flags
+    }
+
     /// Whether a path exists in the plan.
     pub fn exists(&mut self, target: &CuePath) -> bool {
         self.lookup_printed(target).is_some()
