@@ -23,6 +23,8 @@ use crate::store::{BlobStore, RefRecord};
 const MONOLITHIC_LIMIT: u64 = 32 << 20;
 /// Chunk size of chunked uploads.
 const CHUNK_SIZE: usize = 16 << 20;
+/// Layers downloaded at once by a pull.
+const PARALLEL_DOWNLOADS: usize = 3;
 
 /// How `pull` decides between the store and the registry (`#Pull.resolveMode`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -109,15 +111,16 @@ pub struct PushImage {
     pub docker_media_types: bool,
 }
 
-/// A client for OCI / Docker registries backed by a [`BlobStore`].
-#[derive(Debug)]
+/// A client for OCI / Docker registries backed by a [`BlobStore`]. Clones
+/// share the token cache.
+#[derive(Clone, Debug)]
 pub struct RegistryClient {
     http: reqwest::Client,
     config: RegistryConfig,
     docker: DockerConfig,
     store: BlobStore,
     /// `base_url|scope` → `Authorization` header value.
-    tokens: tokio::sync::Mutex<HashMap<String, String>>,
+    tokens: std::sync::Arc<tokio::sync::Mutex<HashMap<String, String>>>,
     monolithic_limit: u64,
     chunk_size: usize,
 }
@@ -138,7 +141,7 @@ impl RegistryClient {
             config,
             docker,
             store,
-            tokens: tokio::sync::Mutex::new(HashMap::new()),
+            tokens: std::sync::Arc::new(tokio::sync::Mutex::new(HashMap::new())),
             monolithic_limit: MONOLITHIC_LIMIT,
             chunk_size: CHUNK_SIZE,
         })
@@ -301,9 +304,9 @@ impl RegistryClient {
         let scope = format!("repository:{repo}:pull");
         let creds = self.credentials_for(endpoint, options.credentials.as_ref());
         let ctx = Ctx {
-            endpoint,
-            repo: &repo,
-            scope: &scope,
+            endpoint: endpoint.clone(),
+            repo: repo.clone(),
+            scope: scope.clone(),
             creds,
         };
         let (top, kind, bytes) = self.fetch_top(&ctx, reference).await?;
@@ -341,9 +344,23 @@ impl RegistryClient {
         let manifest = parse_manifest(&manifest_bytes, reference)?;
         let config_digest = digest::from_oci(manifest.config().digest())?;
         self.ensure_blob(&ctx, &config_digest).await?;
+        // Layers are fetched a few at a time; the first error cancels the rest.
+        let limit = std::sync::Arc::new(tokio::sync::Semaphore::new(PARALLEL_DOWNLOADS));
+        let mut downloads = tokio::task::JoinSet::new();
         for layer in manifest.layers() {
-            let d = digest::from_oci(layer.digest())?;
-            self.ensure_blob(&ctx, &d).await?;
+            let blob = digest::from_oci(layer.digest())?;
+            let (client, ctx, limit) = (self.clone(), ctx.clone(), limit.clone());
+            downloads.spawn(async move {
+                let _permit = limit.acquire_owned().await;
+                client.ensure_blob(&ctx, &blob).await
+            });
+        }
+        while let Some(done) = downloads.join_next().await {
+            done.map_err(|e| OciError::Io {
+                op: "joining a layer download",
+                path: Default::default(),
+                source: std::io::Error::other(e.to_string()),
+            })??;
         }
         let raw_config = self.store.read(&config_digest)?;
         assemble(
@@ -361,10 +378,10 @@ impl RegistryClient {
     /// tag) from one endpoint, applying the mirror tag fallback.
     async fn fetch_top(
         &self,
-        ctx: &Ctx<'_>,
+        ctx: &Ctx,
         reference: &Reference,
     ) -> Result<(Digest, media::Kind, Vec<u8>)> {
-        let endpoint = ctx.endpoint;
+        let endpoint = &ctx.endpoint;
         match self
             .get_manifest(ctx, &reference.manifest_key(), reference)
             .await
@@ -448,9 +465,9 @@ impl RegistryClient {
             let repo = endpoint.repository(reference.repository());
             let scope = format!("repository:{repo}:pull");
             let ctx = Ctx {
-                endpoint: &endpoint,
-                repo: &repo,
-                scope: &scope,
+                endpoint: endpoint.clone(),
+                repo: repo.clone(),
+                scope: scope.clone(),
                 creds: self.credentials_for(&endpoint, options.credentials.as_ref()),
             };
             match self.fetch_top(&ctx, reference).await {
@@ -506,9 +523,9 @@ impl RegistryClient {
             let repo = endpoint.repository(reference.repository());
             let scope = format!("repository:{repo}:pull");
             let ctx = Ctx {
-                endpoint: &endpoint,
-                repo: &repo,
-                scope: &scope,
+                endpoint: endpoint.clone(),
+                repo: repo.clone(),
+                scope: scope.clone(),
                 creds: self.credentials_for(&endpoint, credentials),
             };
             match self
@@ -574,9 +591,9 @@ impl RegistryClient {
         let repo = endpoint.repository(reference.repository());
         let scope = format!("repository:{repo}:pull,push");
         let ctx = Ctx {
-            endpoint: &endpoint,
-            repo: &repo,
-            scope: &scope,
+            endpoint: endpoint.clone(),
+            repo: repo.clone(),
+            scope: scope.clone(),
             creds: self.credentials_for(&endpoint, credentials),
         };
         let head_url = format!("{}/v2/{repo}/blobs/{blob}", endpoint.base_url);
@@ -674,9 +691,9 @@ impl RegistryClient {
         let repo = endpoint.repository(reference.repository());
         let scope = format!("repository:{repo}:pull,push");
         let ctx = Ctx {
-            endpoint: &endpoint,
-            repo: &repo,
-            scope: &scope,
+            endpoint: endpoint.clone(),
+            repo: repo.clone(),
+            scope: scope.clone(),
             creds: self.credentials_for(&endpoint, credentials),
         };
         let digest = self.store.put_bytes(bytes)?;
@@ -725,7 +742,7 @@ impl RegistryClient {
 
     async fn get_manifest(
         &self,
-        ctx: &Ctx<'_>,
+        ctx: &Ctx,
         key: &str,
         reference: &Reference,
     ) -> Result<(Digest, media::Kind, Vec<u8>)> {
@@ -771,7 +788,7 @@ impl RegistryClient {
 
     /// Makes sure the store holds a good copy of `blob`, downloading it if
     /// absent or corrupt.
-    async fn ensure_blob(&self, ctx: &Ctx<'_>, blob: &Digest) -> Result<()> {
+    async fn ensure_blob(&self, ctx: &Ctx, blob: &Digest) -> Result<()> {
         let store = self.store.clone();
         let wanted = blob.clone();
         if run_blocking(move || store.verify(&wanted)).await? {
@@ -811,7 +828,7 @@ impl RegistryClient {
 
     /// Sends a request, answering a `401` challenge (Bearer token or Basic)
     /// once and caching the resulting header per endpoint and scope.
-    async fn send(&self, ctx: &Ctx<'_>, make: impl Fn() -> RequestBuilder) -> Result<Response> {
+    async fn send(&self, ctx: &Ctx, make: impl Fn() -> RequestBuilder) -> Result<Response> {
         let key = format!("{}|{}", ctx.endpoint.base_url, ctx.scope);
         let cached = self.tokens.lock().await.get(&key).cloned();
         let mut request = make();
@@ -847,7 +864,7 @@ impl RegistryClient {
         Ok(resp)
     }
 
-    async fn authenticate(&self, ctx: &Ctx<'_>, challenge: &str) -> Result<String> {
+    async fn authenticate(&self, ctx: &Ctx, challenge: &str) -> Result<String> {
         let (scheme, params) = parse_challenge(challenge);
         let auth_error = |reason: String| OciError::Auth {
             registry: ctx.endpoint.host.clone(),
@@ -873,7 +890,9 @@ impl RegistryClient {
                 }
                 query.push((
                     "scope",
-                    params.get("scope").map_or(ctx.scope, String::as_str),
+                    params
+                        .get("scope")
+                        .map_or(ctx.scope.as_str(), String::as_str),
                 ));
                 let mut request = self.http.get(realm).query(&query);
                 if let Some(creds) = &ctx.creds {
@@ -910,10 +929,11 @@ impl RegistryClient {
     }
 }
 
-struct Ctx<'a> {
-    endpoint: &'a Endpoint,
-    repo: &'a str,
-    scope: &'a str,
+#[derive(Clone)]
+struct Ctx {
+    endpoint: Endpoint,
+    repo: String,
+    scope: String,
     creds: Option<Credentials>,
 }
 
