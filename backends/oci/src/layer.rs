@@ -96,10 +96,82 @@ pub fn extract_layer(reader: impl Read, dest: &Path) -> Result<ExtractStats> {
             drain(&mut reader, dest)?;
             Ok(stats)
         }
-        Compression::Zstd => Err(OciError::entry(
-            dest.display(),
-            "zstd-compressed layers are not supported (hint: push the image with gzip layers)",
-        )),
+        Compression::Zstd => {
+            let mut decoder = ZstdFrames::new(reader);
+            let stats = extract_tar(&mut decoder, dest)?;
+            drain(&mut decoder, dest)?;
+            Ok(stats)
+        }
+    }
+}
+
+/// A reader decoding a stream of zstd frames (skippable frames are
+/// skipped), as zstd layers may hold several.
+struct ZstdFrames<R> {
+    source: R,
+    frame: ruzstd::decoding::FrameDecoder,
+    in_frame: bool,
+}
+
+impl<R: BufRead> ZstdFrames<R> {
+    fn new(source: R) -> Self {
+        ZstdFrames {
+            source,
+            frame: ruzstd::decoding::FrameDecoder::new(),
+            in_frame: false,
+        }
+    }
+}
+
+impl<R: BufRead> Read for ZstdFrames<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use ruzstd::decoding::errors::{FrameDecoderError, ReadFrameHeaderError};
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            if self.in_frame {
+                while self.frame.can_collect() == 0 && !self.frame.is_finished() {
+                    self.frame
+                        .decode_blocks(
+                            &mut self.source,
+                            ruzstd::decoding::BlockDecodingStrategy::UptoBlocks(1),
+                        )
+                        .map_err(|e| {
+                            io::Error::new(io::ErrorKind::InvalidData, format!("zstd: {e}"))
+                        })?;
+                }
+                let n = self.frame.read(buf)?;
+                if n > 0 {
+                    return Ok(n);
+                }
+                if self.frame.is_finished() {
+                    self.in_frame = false;
+                }
+                continue;
+            }
+            if self.source.fill_buf()?.is_empty() {
+                return Ok(0);
+            }
+            match self.frame.reset(&mut self.source) {
+                Ok(()) => self.in_frame = true,
+                Err(FrameDecoderError::ReadFrameHeaderError(ReadFrameHeaderError::SkipFrame {
+                    length,
+                    ..
+                })) => {
+                    io::copy(
+                        &mut (&mut self.source).take(u64::from(length)),
+                        &mut io::sink(),
+                    )?;
+                }
+                Err(e) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("zstd: {e}"),
+                    ))
+                }
+            }
+        }
     }
 }
 

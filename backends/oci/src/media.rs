@@ -10,7 +10,7 @@ pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 pub const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 /// OCI uncompressed layer.
 pub const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
-/// OCI zstd-compressed layer (not extracted by this crate).
+/// OCI zstd-compressed layer.
 pub const OCI_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
 /// Docker schema2 manifest.
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
@@ -91,7 +91,7 @@ pub enum Compression {
     None,
     /// gzip.
     Gzip,
-    /// zstd (not supported for extraction).
+    /// zstd.
     Zstd,
 }
 

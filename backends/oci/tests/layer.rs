@@ -199,6 +199,19 @@ fn extracts_into_overlay_format() {
     assert_eq!(stats.whiteouts, 1);
     assert_eq!(stats.opaque_dirs, 1);
     check_sample(&dest);
+    // zstd layers (several frames, and a skippable frame) work too.
+    let tar = sample_layer();
+    let (a, b) = tar.split_at(tar.len() / 2);
+    let mut zstd =
+        ruzstd::encoding::compress_to_vec(a, ruzstd::encoding::CompressionLevel::Fastest);
+    zstd.extend_from_slice(&[0x50, 0x2a, 0x4d, 0x18, 3, 0, 0, 0, 1, 2, 3]);
+    zstd.extend(ruzstd::encoding::compress_to_vec(
+        b,
+        ruzstd::encoding::CompressionLevel::Fastest,
+    ));
+    let from_zstd = dir.path().join("zstd");
+    extract_layer(zstd.as_slice(), &from_zstd).unwrap();
+    check_sample(&from_zstd);
     // Uncompressed layers work too.
     let plain = dir.path().join("plain");
     extract_layer(sample_layer().as_slice(), &plain).unwrap();
