@@ -76,10 +76,29 @@ pub(crate) struct Prepared {
     pub loggable_args: Vec<String>,
     /// The command bubblewrap runs: the inner `unshare` and the argv.
     pub command: Vec<String>,
-    pub scratch: TempDir,
+    /// Always `Some` until dropped.
+    pub scratch: Option<TempDir>,
     _secrets: Option<TempDir>,
     _private_caches: Vec<TempDir>,
     _locks: Vec<File>,
+}
+
+impl Drop for Prepared {
+    /// Removes the scratch directory in the background: removing the
+    /// overlay's mount point waits for the kernel to tear down the exec's
+    /// mount namespace (RCU grace periods, tens of ms under load), which the
+    /// caller need not wait for. Secrets and cache locks go synchronously.
+    fn drop(&mut self) {
+        let Some(scratch) = self.scratch.take() else {
+            return;
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn_blocking(move || drop(scratch));
+            }
+            Err(_) => drop(scratch),
+        }
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -776,7 +795,7 @@ pub(crate) fn prepare(
         bwrap_args,
         loggable_args: args.loggable,
         command,
-        scratch,
+        scratch: Some(scratch),
         _secrets: secrets,
         _private_caches: private_caches,
         _locks: locks,

@@ -6,6 +6,7 @@ use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use tempfile::TempDir;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
@@ -338,7 +339,10 @@ impl Running {
     }
 
     fn prepared_scratch(&self) -> &Path {
-        self._prepared.scratch.path()
+        self._prepared
+            .scratch
+            .as_ref()
+            .map_or(Path::new("/"), TempDir::path)
     }
 
     async fn wait_status(&mut self) -> Result<ExitStatus, ExecError> {
