@@ -331,7 +331,7 @@ pub fn lex(text: &str) -> Vec<Token> {
 /// Like [`lex`], with every span shifted by `offset` (used to lex the inside
 /// of an interpolation).
 pub(crate) fn lex_at(text: &str, offset: u32) -> Vec<Token> {
-    let mut tokens: Vec<Token> = Vec::with_capacity(text.len() / 4 + 4);
+    let mut tokens: Vec<Token> = Vec::with_capacity(text.len() / 2 + 4);
     let mut lexer = TokenKind::lexer(text);
     while let Some(result) = lexer.next() {
         let range = lexer.span();

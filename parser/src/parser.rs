@@ -36,6 +36,11 @@ pub(crate) struct Parser<'a> {
     /// Where the end of input is (the end of an interpolation for a
     /// sub-parser).
     end: u32,
+    /// Scratch stacks: children are collected here and moved into an
+    /// exactly-sized `Vec` when their parent is complete.
+    decl_stack: Vec<Decl>,
+    elem_stack: Vec<ListElem>,
+    arg_stack: Vec<Expr>,
 }
 
 fn closes(open: TokenKind) -> TokenKind {
@@ -89,6 +94,9 @@ impl<'a> Parser<'a> {
     pub(crate) fn new(text: &'a str, toks: Vec<Token>, depth: u32, end: u32) -> Self {
         let mut parser = Parser {
             end,
+            decl_stack: Vec::new(),
+            elem_stack: Vec::new(),
+            arg_stack: Vec::new(),
             text,
             toks,
             pos: 0,
@@ -1147,7 +1155,7 @@ impl<'a> Parser<'a> {
                 TokenKind::LParen => {
                     let open = self.span();
                     self.bump();
-                    let mut args = Vec::new();
+                    let base = self.arg_stack.len();
                     loop {
                         match self.kind() {
                             TokenKind::RParen | TokenKind::Eof => break,
@@ -1157,7 +1165,8 @@ impl<'a> Parser<'a> {
                             }
                             _ => {}
                         }
-                        args.push(self.parse_expr());
+                        let arg = self.parse_expr();
+                        self.arg_stack.push(arg);
                         match self.kind() {
                             TokenKind::Comma if self.virtual_comma => {
                                 self.bump();
@@ -1179,6 +1188,7 @@ impl<'a> Parser<'a> {
                         }
                     }
                     self.expect_close(TokenKind::RParen, open, "argument list");
+                    let args: Vec<Expr> = self.arg_stack.drain(base..).collect();
                     expr = Expr::Call {
                         func: Box::new(expr),
                         args,
@@ -1386,7 +1396,7 @@ impl<'a> Parser<'a> {
     fn parse_struct(&mut self) -> StructLit {
         let open = self.span();
         self.bump();
-        let mut decls = Vec::new();
+        let base = self.decl_stack.len();
         loop {
             match self.kind() {
                 TokenKind::RBrace | TokenKind::Eof => break,
@@ -1394,12 +1404,13 @@ impl<'a> Parser<'a> {
                 TokenKind::RBrack | TokenKind::RParen => self.stray_close(),
                 _ => {
                     let decl = self.parse_decl();
-                    decls.push(decl);
+                    self.decl_stack.push(decl);
                     self.expect_separator(&[TokenKind::RBrace]);
                 }
             }
         }
         self.expect_close(TokenKind::RBrace, open, "struct");
+        let decls: Vec<Decl> = self.decl_stack.drain(base..).collect();
         StructLit {
             decls,
             implicit: false,
@@ -1410,7 +1421,7 @@ impl<'a> Parser<'a> {
     fn parse_list(&mut self) -> ListLit {
         let open = self.span();
         self.bump();
-        let mut elems = Vec::new();
+        let base = self.elem_stack.len();
         let mut ellipsis_seen: Option<Span> = None;
         loop {
             match self.kind() {
@@ -1446,7 +1457,7 @@ impl<'a> Parser<'a> {
                 }
                 _ => ListElem::Expr(self.parse_alias_expr()),
             };
-            elems.push(elem);
+            self.elem_stack.push(elem);
             match self.kind() {
                 TokenKind::Comma if self.virtual_comma => {
                     if self.field_on_next_line() {
@@ -1462,7 +1473,7 @@ impl<'a> Parser<'a> {
                             .with_label(open, "unclosed `[`"),
                         );
                         return ListLit {
-                            elems,
+                            elems: self.elem_stack.drain(base..).collect(),
                             span: Span::new(open.start, self.prev_end),
                         };
                     }
@@ -1494,7 +1505,7 @@ impl<'a> Parser<'a> {
         }
         self.expect_close(TokenKind::RBrack, open, "list");
         ListLit {
-            elems,
+            elems: self.elem_stack.drain(base..).collect(),
             span: Span::new(open.start, self.prev_end),
         }
     }
