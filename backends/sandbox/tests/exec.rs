@@ -969,3 +969,24 @@ async fn background_processes_do_not_keep_the_exec_alive() {
     );
     assert!(!process_alive(marker));
 }
+
+#[tokio::test]
+async fn fs_mount_of_an_empty_stack() {
+    let fx = fixture();
+    let mut spec = fx.sh(
+        vec![fx.base.clone()],
+        "ls /out | wc -l; echo x > /out/f && cat /out/f",
+    );
+    spec.mounts.push(Mount::Fs {
+        dest: "/out".into(),
+        lowers: vec![],
+        source_subpath: None,
+        readonly: false,
+    });
+    assert_eq!(run_ok(&spec).await, "0\nx\n");
+    assert!(
+        diff_is_empty(&spec.upper).unwrap(),
+        "{:?}",
+        paths(&spec.upper)
+    );
+}
