@@ -170,3 +170,61 @@ impl Backend for BackendSet {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use cuedag_evaluator::plan::{Declared, DeclaredKind};
+
+    use super::*;
+    use crate::builtin::BuiltinTasks;
+
+    #[tokio::test]
+    async fn routes_to_the_first_backend_that_handles_the_task() {
+        let set = BackendSet::new().with(Arc::new(BuiltinTasks));
+        let context = TaskContext {
+            task: "t".into(),
+            progress: Progress::disabled(),
+            secrets: SecretStore::new(),
+            sockets: SocketStore::default(),
+            cancel: CancellationToken::new(),
+            session: Arc::new(SessionOptions::default()),
+        };
+        let nop = TaskRequest {
+            path: CuePath::new(["actions", "nop"]),
+            task_type: "Nop".into(),
+            inputs: TaskValue::structure([("input", TaskValue::Bool(true))]),
+        };
+        assert!(set.handles(&nop));
+        let out = set.run(&nop, &context).await.unwrap();
+        assert_eq!(out.get("output"), Some(&TaskValue::Bool(true)));
+
+        let exec = TaskRequest {
+            path: CuePath::new(["actions", "exec"]),
+            task_type: "Exec".into(),
+            inputs: TaskValue::empty_struct(),
+        };
+        assert!(!set.handles(&exec));
+        let err = set.run(&exec, &context).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "task type `Exec` needs the local backend, which this build does not have yet"
+        );
+        let fs_read = TaskRequest {
+            path: CuePath::new(["client", "filesystem", ".", "read"]),
+            task_type: "ClientFilesystemRead".into(),
+            inputs: TaskValue::structure([
+                ("path", TaskValue::string(".")),
+                (
+                    "contents",
+                    TaskValue::Declared(Declared::new(DeclaredKind::Fs)),
+                ),
+            ]),
+        };
+        assert!(matches!(
+            set.run(&fs_read, &context).await,
+            Err(BackendError::Unsupported { .. })
+        ));
+        set.prepare(&SessionOptions::default()).await.unwrap();
+        set.finish().await.unwrap();
+    }
+}

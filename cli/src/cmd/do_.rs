@@ -529,6 +529,10 @@ fn run_options(options: DoOptions, global: &Global) -> ExitCode {
         ));
         return ExitCode::from(1);
     }
+    if let Err(message) = check_directory_reads(&mut plan, &selected) {
+        err(&format!("failed to load plan: {message}\n"));
+        return ExitCode::from(1);
+    }
     let flag_names: Vec<String> = flags.iter().map(|(name, _, _)| name.clone()).collect();
     let pending: Vec<String> = plan
         .pending_outputs(&target)
@@ -579,6 +583,55 @@ fn run_options(options: DoOptions, global: &Global) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Pre-run check (§4.5): client reads of a directory (`contents:
+/// dagger.#FS`) need a static path that exists and is a directory.
+fn check_directory_reads(
+    plan: &mut Plan,
+    selected: &cuedag_evaluator::plan::TaskGraph,
+) -> Result<(), String> {
+    let workdir = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    for (_, task) in selected.tasks() {
+        if task.task_type != "ClientFilesystemRead" {
+            continue;
+        }
+        let inputs = plan
+            .preview_inputs(&task.path)
+            .map_err(|error| format!("{}: {error}", task.path))?;
+        let is_fs = matches!(
+            inputs.get("contents"),
+            Some(TaskValue::Declared(declared)) if declared.kind == DeclaredKind::Fs
+        );
+        if !is_fs {
+            continue;
+        }
+        let Some(path) = inputs.get("path").and_then(TaskValue::as_str) else {
+            return Err(format!(
+                "{}: reading directories without a static path is not supported",
+                task.path
+            ));
+        };
+        let absolute = cuedag_backends::builtin::client_path(path, &workdir);
+        match std::fs::metadata(&absolute) {
+            Ok(metadata) if metadata.is_dir() => {}
+            Ok(_) => {
+                return Err(format!(
+                    "{}: path \"{}\" is not a directory",
+                    task.path,
+                    absolute.display()
+                ))
+            }
+            Err(_) => {
+                return Err(format!(
+                    "{}: path \"{}\" does not exist",
+                    task.path,
+                    absolute.display()
+                ))
+            }
+        }
+    }
+    Ok(())
 }
 
 fn nest(target: &CuePath, name: &str, literal: &str) -> String {
