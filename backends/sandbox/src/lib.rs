@@ -40,4 +40,4 @@ pub use prepare::DEFAULT_PATH;
 pub use run::{
     channel_output, discard_output, ExecResult, OutputSink, OutputStream, Running, Sandbox,
 };
-pub use spec::{CacheSharing, ExecSpec, Mount, Network, SecretString};
+pub use spec::{host_proxy_env, CacheSharing, ExecSpec, Mount, Network, SecretString};

@@ -504,12 +504,16 @@ impl Running {
         }
         let exec_prefix = format!("unshare: failed to execute {}: ", self.program);
         if (code == 126 || code == 127) && first_stderr.starts_with(&exec_prefix) {
+            let reason = first_stderr.get(exec_prefix.len()..).unwrap_or_default();
+            // Say it like runc when `PATH` was searched.
+            let reason = if !self.program.contains('/') && reason == "No such file or directory" {
+                "executable file not found in $PATH"
+            } else {
+                reason
+            };
             return Err(ExecError::ProgramNotFound {
                 program: self.program.clone(),
-                reason: first_stderr
-                    .get(exec_prefix.len()..)
-                    .unwrap_or_default()
-                    .to_owned(),
+                reason: reason.to_owned(),
             });
         }
         if check && code != 0 {

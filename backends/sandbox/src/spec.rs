@@ -204,3 +204,58 @@ impl ExecSpec {
         self.args.join(" ")
     }
 }
+
+/// The proxy variable names Dagger forwards from the client's environment.
+const PROXY_VARS: &[&str] = &[
+    "http_proxy",
+    "https_proxy",
+    "ftp_proxy",
+    "no_proxy",
+    "all_proxy",
+];
+
+/// The proxy variables (`http_proxy`, `https_proxy`, `ftp_proxy`,
+/// `no_proxy`, `all_proxy`, any case) of the current process environment,
+/// sorted by name: Dagger forwards them to every exec.
+pub fn host_proxy_env() -> Vec<(String, String)> {
+    proxy_vars(std::env::vars())
+}
+
+fn proxy_vars(vars: impl Iterator<Item = (String, String)>) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = vars
+        .filter(|(key, _)| PROXY_VARS.contains(&key.to_ascii_lowercase().as_str()))
+        .collect();
+    out.sort();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proxy_vars_are_picked_case_insensitively() {
+        let vars = [
+            ("PATH", "/bin"),
+            ("HTTPS_PROXY", "http://p:3128"),
+            ("no_proxy", "localhost"),
+            ("http_proxy_extra", "x"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        assert_eq!(
+            proxy_vars(vars),
+            vec![
+                ("HTTPS_PROXY".to_owned(), "http://p:3128".to_owned()),
+                ("no_proxy".to_owned(), "localhost".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let secret = SecretString::new("hunter2");
+        assert_eq!(format!("{secret:?} {secret}"), "*** ***");
+        assert_eq!(secret.expose(), "hunter2");
+    }
+}

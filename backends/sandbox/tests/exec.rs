@@ -575,7 +575,20 @@ async fn missing_binary_is_a_clear_error() {
     assert_eq!(err.code(), "sandbox::program-not-found", "{err}");
     assert!(
         err.to_string()
-            .starts_with("exec: \"go\": No such file or directory"),
+            .starts_with("exec: \"go\": executable file not found in $PATH"),
+        "{err}"
+    );
+    let (upper, work) = fx.layer();
+    let spec = cuedag_sandbox::ExecSpec::new(
+        vec![fx.base.clone()],
+        upper,
+        work,
+        vec!["/usr/local/go/bin/go".into()],
+    );
+    let err = run(&spec).await.0.unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("exec: \"/usr/local/go/bin/go\": No such file or directory"),
         "{err}"
     );
 }
@@ -989,4 +1002,14 @@ async fn fs_mount_of_an_empty_stack() {
         "{:?}",
         paths(&spec.upper)
     );
+}
+
+#[tokio::test]
+async fn a_command_killed_by_a_signal_reports_128_plus_the_signal() {
+    let fx = fixture();
+    let spec = fx.sh(vec![fx.base.clone()], "kill -SEGV $$");
+    match run(&spec).await.0.unwrap_err() {
+        ExecError::NonZeroExit { code, .. } => assert_eq!(code, 139),
+        other => panic!("unexpected {other:?}"),
+    }
 }
