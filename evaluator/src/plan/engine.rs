@@ -727,6 +727,15 @@ impl Plan {
                 }
                 TaskValue::List(items)
             }
+            // A client env variable with a default (`*"x" | string`) stays
+            // a type request: the host value wins when set.
+            _ if keep_optional
+                && depth == 1
+                && self.eval.has_default(value)
+                && self.eval.disjuncts(value).len() > 1 =>
+            {
+                self.declared(value, false)
+            }
             _ => match self.eval.to_value(value) {
                 Ok(data) => from_data(&data),
                 Err(_) => {
@@ -822,16 +831,17 @@ impl Plan {
                 &mut unset,
                 0,
             );
-            let printable = matches!(
-                child,
+            // Scalars, and references only when marked generated.
+            let printable = match child {
                 TaskValue::Bool(_)
-                    | TaskValue::Int(_)
-                    | TaskValue::Float(_)
-                    | TaskValue::String(_)
-                    | TaskValue::Fs(_)
-                    | TaskValue::Secret(_)
-                    | TaskValue::Socket(_)
-            );
+                | TaskValue::Int(_)
+                | TaskValue::Float(_)
+                | TaskValue::String(_) => true,
+                TaskValue::Fs(_) | TaskValue::Secret(_) | TaskValue::Socket(_) => {
+                    is_generated(&info)
+                }
+                _ => false,
+            };
             if printable {
                 outputs.push(ActionOutput {
                     name: name.clone(),
