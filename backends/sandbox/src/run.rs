@@ -167,8 +167,7 @@ impl Sandbox {
         output: OutputSink,
         cancel: &CancellationToken,
     ) -> Result<ExecResult, ExecError> {
-        let running = self.start(spec, output).await?;
-        let mut running = running;
+        let mut running = self.start(spec, output).await?;
         let status = tokio::select! {
             status = running.wait_status() => status?,
             () = cancel.cancelled() => {
