@@ -1013,3 +1013,22 @@ async fn a_command_killed_by_a_signal_reports_128_plus_the_signal() {
         other => panic!("unexpected {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn many_layers_with_long_paths() {
+    let fx = fixture();
+    // 80 layers whose absolute paths add up to far more than the one page
+    // the kernel accepts for mount options.
+    let long = "a-rather-long-directory-name-for-a-layer-that-pads-the-overlay-options".repeat(2);
+    let mut lowers = vec![fx.base.clone()];
+    for i in 0..80 {
+        let layer = fx.dir.path().join(format!("{long}-{i:03}"));
+        std::fs::create_dir_all(layer.join("l")).unwrap();
+        std::fs::write(layer.join(format!("l/{i:03}")), format!("{i}\n")).unwrap();
+        lowers.push(layer);
+    }
+    let total: usize = lowers.iter().map(|l| l.as_os_str().len() + 1).sum();
+    assert!(total > 8192, "{total}");
+    let spec = fx.sh(lowers, "ls /l | wc -l; cat /l/079");
+    assert_eq!(run_ok(&spec).await, "80\n79\n");
+}
