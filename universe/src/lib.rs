@@ -41,6 +41,17 @@ pub fn file(path: &str) -> Option<&'static str> {
         .map(|(_, contents)| *contents)
 }
 
+/// The Unix mode an embedded file gets when written out: `0o755` for the
+/// shell scripts the packages run (such as
+/// `universe.dagger.io/aws/scripts/install.sh`), `0o644` for the rest.
+pub fn file_mode(path: &str) -> u32 {
+    if path.ends_with(".sh") {
+        0o755
+    } else {
+        0o644
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -58,6 +69,15 @@ mod tests {
         }
         assert_eq!(file("universe.dagger.io/go/nope.cue"), None);
         assert_eq!(file(""), None);
+    }
+
+    #[test]
+    fn scripts_are_executable() {
+        assert_eq!(
+            file_mode("universe.dagger.io/aws/scripts/install.sh"),
+            0o755
+        );
+        assert_eq!(file_mode("universe.dagger.io/go/build.cue"), 0o644);
     }
 
     #[test]
