@@ -180,7 +180,7 @@ mod tests {
 
     #[tokio::test]
     async fn routes_to_the_first_backend_that_handles_the_task() {
-        let set = BackendSet::new().with(Arc::new(BuiltinTasks));
+        let set = BackendSet::new().with(Arc::new(BuiltinTasks::default()));
         let context = TaskContext {
             task: "t".into(),
             progress: Progress::disabled(),

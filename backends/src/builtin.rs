@@ -3,8 +3,10 @@
 //! secrets, `client.commands`, `client.platform`, `client.network`) and the
 //! pure ones (`#Nop`, `#TrimSecret`, `#DecodeSecret`).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use cuedag_evaluator::plan::{Declared, DeclaredKind, SecretId, TaskValue};
 use indexmap::IndexMap;
@@ -15,8 +17,26 @@ use crate::BackendError;
 
 /// Runs the client-side and pure tasks. Declines client reads and writes of
 /// `dagger.#FS` contents, which need a filesystem store.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct BuiltinTasks;
+///
+/// Reads and writes of one client path are serialised by a per-path lock.
+#[derive(Debug, Default, Clone)]
+pub struct BuiltinTasks {
+    path_locks: PathLocks,
+}
+
+/// Per-path exclusive locks for client filesystem reads and writes.
+#[derive(Debug, Default, Clone)]
+pub struct PathLocks {
+    locks: Arc<Mutex<BTreeMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>>,
+}
+
+impl PathLocks {
+    /// The lock of `path` (created on first use).
+    pub fn lock_for(&self, path: &Path) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.locks.lock().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(locks.entry(path.to_path_buf()).or_default())
+    }
+}
 
 fn failed(message: impl Into<String>) -> BackendError {
     BackendError::Failed(message.into())
@@ -55,8 +75,16 @@ impl Backend for BuiltinTasks {
             let inputs = &task.inputs;
             match task.task_type.as_str() {
                 "ClientEnv" => client_env(inputs, context, |name| std::env::var(name).ok()),
-                "ClientFilesystemRead" => client_read(inputs, context).await,
-                "ClientFilesystemWrite" => client_write(inputs, context).await,
+                "ClientFilesystemRead" | "ClientFilesystemWrite" => {
+                    let path = client_path(string_field(inputs, "path")?, &context.session.workdir);
+                    let lock = self.path_locks.lock_for(&path);
+                    let _guard = lock.lock().await;
+                    if task.task_type == "ClientFilesystemRead" {
+                        client_read(inputs, context).await
+                    } else {
+                        client_write(inputs, context).await
+                    }
+                }
                 "ClientCommand" => client_command(inputs, context).await,
                 "ClientPlatform" => Ok(client_platform()),
                 "ClientNetwork" => client_network(inputs, context),
@@ -488,8 +516,6 @@ fn secret_tree(document: &serde_json::Value, context: &TaskContext) -> Option<Ta
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use cuedag_evaluator::plan::CuePath;
 
     use super::*;
@@ -582,8 +608,8 @@ mod tests {
                 ("contents", declared(DeclaredKind::String)),
             ]),
         );
-        assert!(BuiltinTasks.handles(&read));
-        let out = BuiltinTasks.run(&read, &ctx).await.unwrap();
+        assert!(BuiltinTasks::default().handles(&read));
+        let out = BuiltinTasks::default().run(&read, &ctx).await.unwrap();
         assert_eq!(out.get("contents"), Some(&TaskValue::string("hello\n")));
 
         let read_secret = request(
@@ -593,7 +619,10 @@ mod tests {
                 ("contents", declared(DeclaredKind::Secret)),
             ]),
         );
-        let out = BuiltinTasks.run(&read_secret, &ctx).await.unwrap();
+        let out = BuiltinTasks::default()
+            .run(&read_secret, &ctx)
+            .await
+            .unwrap();
         let Some(TaskValue::Secret(id)) = out.get("contents") else {
             panic!("{out:?}")
         };
@@ -605,7 +634,7 @@ mod tests {
                 ("contents", TaskValue::Secret(id.clone())),
             ]),
         );
-        BuiltinTasks.run(&write, &ctx).await.unwrap();
+        BuiltinTasks::default().run(&write, &ctx).await.unwrap();
         let written = dir.path().join("sub/out.txt");
         assert_eq!(std::fs::read_to_string(&written).unwrap(), "hello\n");
         use std::os::unix::fs::PermissionsExt;
@@ -622,7 +651,10 @@ mod tests {
                 ("permissions", TaskValue::Int(0o700)),
             ]),
         );
-        BuiltinTasks.run(&write_mode, &ctx).await.unwrap();
+        BuiltinTasks::default()
+            .run(&write_mode, &ctx)
+            .await
+            .unwrap();
         let mode = std::fs::metadata(dir.path().join("x.sh"))
             .unwrap()
             .permissions()
@@ -636,7 +668,7 @@ mod tests {
                 ("contents", declared(DeclaredKind::String)),
             ]),
         );
-        let err = BuiltinTasks
+        let err = BuiltinTasks::default()
             .run(&missing, &ctx)
             .await
             .unwrap_err()
@@ -655,7 +687,7 @@ mod tests {
                 ("contents", declared(DeclaredKind::String)),
             ]),
         );
-        let err = BuiltinTasks
+        let err = BuiltinTasks::default()
             .run(&directory, &ctx)
             .await
             .unwrap_err()
@@ -669,7 +701,7 @@ mod tests {
                 ("contents", declared(DeclaredKind::Fs)),
             ]),
         );
-        assert!(!BuiltinTasks.handles(&fs_read));
+        assert!(!BuiltinTasks::default().handles(&fs_read));
     }
 
     #[tokio::test]
@@ -698,7 +730,7 @@ mod tests {
             ("stdout", declared(DeclaredKind::String)),
             ("stderr", declared(DeclaredKind::Secret)),
         ]);
-        let out = BuiltinTasks
+        let out = BuiltinTasks::default()
             .run(&request("ClientCommand", inputs), &ctx)
             .await
             .unwrap();
@@ -709,7 +741,7 @@ mod tests {
         assert!(matches!(out.get("stderr"), Some(TaskValue::Secret(_))));
 
         let missing = TaskValue::structure([("name", TaskValue::string("no-such-program-xyz"))]);
-        let err = BuiltinTasks
+        let err = BuiltinTasks::default()
             .run(&request("ClientCommand", missing), &ctx)
             .await
             .unwrap_err()
@@ -729,7 +761,7 @@ mod tests {
                 ]),
             ),
         ]);
-        let err = BuiltinTasks
+        let err = BuiltinTasks::default()
             .run(&request("ClientCommand", failing), &ctx)
             .await
             .unwrap_err()
@@ -741,7 +773,7 @@ mod tests {
     async fn pure_secret_tasks() {
         let ctx = context(Path::new("/"));
         let id = ctx.secrets.register("  padded\n");
-        let out = BuiltinTasks
+        let out = BuiltinTasks::default()
             .run(
                 &request(
                     "TrimSecret",
@@ -757,7 +789,7 @@ mod tests {
         assert_eq!(ctx.secrets.get(trimmed).unwrap().expose(), "padded");
 
         let doc = ctx.secrets.register("a:\n  b: x\n  n: 3\n");
-        let out = BuiltinTasks
+        let out = BuiltinTasks::default()
             .run(
                 &request(
                     "DecodeSecret",
@@ -777,7 +809,7 @@ mod tests {
         assert_eq!(out.lookup(&["output", "a", "n"]), None);
 
         let bad = ctx.secrets.register("{not json");
-        let err = BuiltinTasks
+        let err = BuiltinTasks::default()
             .run(
                 &request(
                     "DecodeSecret",
@@ -794,7 +826,10 @@ mod tests {
         assert_eq!(err, "could not unmarshal secret");
 
         let nop = TaskValue::structure([("input", TaskValue::Int(3))]);
-        let out = BuiltinTasks.run(&request("Nop", nop), &ctx).await.unwrap();
+        let out = BuiltinTasks::default()
+            .run(&request("Nop", nop), &ctx)
+            .await
+            .unwrap();
         assert_eq!(out.get("output"), Some(&TaskValue::Int(3)));
         let platform = client_platform();
         assert_eq!(

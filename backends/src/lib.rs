@@ -25,7 +25,7 @@ pub use secret::{Secret, SecretStore, SocketStore};
 /// The backends `cuedag do` uses, in the order they are asked: the
 /// built-in client-side and pure tasks first.
 pub fn default_backends() -> BackendSet {
-    BackendSet::new().with(std::sync::Arc::new(BuiltinTasks))
+    BackendSet::new().with(std::sync::Arc::new(BuiltinTasks::default()))
 }
 
 /// Errors of task execution. Messages follow Dagger's where it has one.
