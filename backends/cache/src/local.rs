@@ -45,6 +45,7 @@ pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
 pub const ANNOTATION_CREATED: &str = "org.opencontainers.image.created";
 
 const INDEX_TEMP_PREFIX: &str = ".index.json.";
+const LAYOUT_TEMP_PREFIX: &str = ".oci-layout.";
 /// Ingest files older than this are leftovers of dead exports.
 const STALE_INGEST: Duration = Duration::from_secs(3600);
 
@@ -155,11 +156,17 @@ impl LocalCache {
         for dir in [self.blobs_dir(), self.ingest_dir()] {
             fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         }
+        Ok(())
+    }
+
+    /// Writes `oci-layout` if absent. Called under the lock: prune removes
+    /// leftover temp files of this write.
+    fn write_layout_file(&self) -> Result<(), Error> {
         let layout = self.dir.join("oci-layout");
         if !layout.exists() {
             write_atomic(
                 &self.dir,
-                ".oci-layout.",
+                LAYOUT_TEMP_PREFIX,
                 &layout,
                 br#"{"imageLayoutVersion":"1.0.0"}"#,
             )?;
@@ -285,6 +292,7 @@ impl LocalCache {
             report.bytes_written = recheck.bytes_written;
         }
 
+        self.write_layout_file()?;
         let mut index = self.read_index_for_update()?;
         index
             .manifests
@@ -537,11 +545,8 @@ impl LocalCache {
         }
         if let Ok(read_dir) = fs::read_dir(&self.dir) {
             for item in read_dir.flatten() {
-                if item
-                    .file_name()
-                    .to_string_lossy()
-                    .starts_with(INDEX_TEMP_PREFIX)
-                {
+                let name = item.file_name().to_string_lossy().into_owned();
+                if name.starts_with(INDEX_TEMP_PREFIX) || name.starts_with(LAYOUT_TEMP_PREFIX) {
                     let _ = fs::remove_file(item.path());
                 }
             }

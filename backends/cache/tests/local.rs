@@ -247,6 +247,7 @@ fn leftovers_of_a_crashed_export_do_not_disturb_the_cache() {
     // index temp file, and a blob written but never referenced.
     fs::write(dir.join("ingest/blob-partial"), common::bytes(3, 100)).unwrap();
     fs::write(dir.join(".index.json.abc123"), b"{\"schemaVer").unwrap();
+    fs::write(dir.join(".oci-layout.xyz"), b"{").unwrap();
     let orphan = common::bytes(4, 100);
     fs::write(cache.blob_path(&Digest::of_bytes(&orphan)), &orphan).unwrap();
 
@@ -266,6 +267,7 @@ fn leftovers_of_a_crashed_export_do_not_disturb_the_cache() {
     assert_eq!(pruned.removed_blobs, 1);
     assert!(pruned.removed_entries.is_empty());
     assert!(!dir.join(".index.json.abc123").exists());
+    assert!(!dir.join(".oci-layout.xyz").exists());
     assert_eq!(cache.import(&ImportSelector::All).index().len(), 3);
 }
 
@@ -509,6 +511,14 @@ fn prune_racing_exports_never_orphans_an_entry() {
     std::thread::scope(|scope| {
         let (dir, done) = (&dir, &done);
         scope.spawn(move || {
+            // Stop the pruner even if this thread panics.
+            struct Done<'a>(&'a std::sync::atomic::AtomicBool);
+            impl Drop for Done<'_> {
+                fn drop(&mut self) {
+                    self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+            }
+            let _done = Done(done);
             let cache = LocalCache::new(dir);
             for round in 0..12u64 {
                 let export = chain_export(&["base", "step"], &[1, 50 + round], 64 * 1024);
@@ -516,12 +526,13 @@ fn prune_racing_exports_never_orphans_an_entry() {
                     .export(&export, &format!("r{round}"), FormatOptions::default())
                     .unwrap();
             }
-            done.store(true, std::sync::atomic::Ordering::SeqCst);
         });
         scope.spawn(move || {
             let cache = LocalCache::new(dir);
             while !done.load(std::sync::atomic::Ordering::SeqCst) {
                 cache.prune(&PrunePolicy::default()).unwrap();
+                // flock is not fair: leave the exporter a chance at the lock.
+                std::thread::sleep(Duration::from_millis(2));
             }
         });
     });
