@@ -41,7 +41,7 @@ pub enum TokenKind {
     #[regex(r"//[^\n]*", allow_greedy = true)]
     Comment,
     /// An identifier: `x`, `#Def`, `_h`, `_#h`, `$x`, `_`.
-    #[regex(r"(#|_#)?[a-zA-Z_$][a-zA-Z0-9_$]*")]
+    #[regex(r"(#|_#)?[\p{L}_$][\p{L}\p{Nd}_$]*")]
     Ident,
     /// `package`
     #[token("package")]

@@ -200,8 +200,16 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// Whether the parser stands on `:`, `?:` or `!:` after a label.
+    /// Whether the parser stands on `:`, `?:` or `!:` after a label. Like
+    /// CUE, a newline may stand between a label and its `:`.
     fn at_label_end(&self) -> bool {
+        if self.virtual_comma {
+            return match self.toks.get(self.pos).map(|t| t.kind) {
+                Some(TokenKind::Colon) => true,
+                Some(TokenKind::Question | TokenKind::Not) => self.peek(1) == TokenKind::Colon,
+                _ => false,
+            };
+        }
         match self.kind() {
             TokenKind::Colon => true,
             TokenKind::Question | TokenKind::Not => self.peek(1) == TokenKind::Colon,
@@ -231,7 +239,7 @@ impl<'a> Parser<'a> {
                         Some('#') => Some("`#` starts a definition name such as `#Def`, or a raw string such as `#\"...\"#`"),
                         Some('\\') => Some("a backslash is only meaningful inside a string"),
                         Some('%') => Some("CUE has no `%` operator; use `mod(a, b)` or `rem(a, b)`"),
-                        Some(c) if !c.is_ascii() => Some("identifiers may only contain ASCII letters, digits, `_` and `$`"),
+                        Some(c) if !c.is_ascii() => Some("identifiers may only contain letters, digits, `_` and `$`"),
                         _ => None,
                     };
                     let d = Diagnostic::error(
@@ -543,7 +551,9 @@ impl<'a> Parser<'a> {
                 span,
                 "expected `:`",
             )
-            .with_help("fields are written `name: value`");
+            .with_help(
+                "fields are written `name: value`; to bind a name, write `let name = value`",
+            );
         } else if kind == TokenKind::Colon {
             diag = diag.with_help("a label must stand on the same line as its `:`");
         }
@@ -724,7 +734,9 @@ impl<'a> Parser<'a> {
                     eq,
                     "expected `:`",
                 )
-                .with_help("fields are written `name: value`; `X=` only names a label or value"),
+                .with_help(
+                    "fields are written `name: value`; to bind a name, write `let name = value`",
+                ),
             );
         }
         let span = Span::new(start, self.prev_end.max(start));
@@ -740,6 +752,9 @@ impl<'a> Parser<'a> {
     /// Parses what follows a label: the marker, `:`, the value (or a nested
     /// shorthand field) and attributes.
     fn parse_field_rest(&mut self, label: Label, doc: Doc, start: u32) -> Field {
+        if self.virtual_comma {
+            self.bump();
+        }
         let constraint = match self.kind() {
             TokenKind::Question => {
                 self.bump();
@@ -1168,12 +1183,6 @@ impl<'a> Parser<'a> {
                         let arg = self.parse_expr();
                         self.arg_stack.push(arg);
                         match self.kind() {
-                            TokenKind::Comma if self.virtual_comma => {
-                                self.bump();
-                                if !matches!(self.kind(), TokenKind::RParen | TokenKind::Eof) {
-                                    self.missing_comma_before_newline("argument list");
-                                }
-                            }
                             TokenKind::Comma => self.bump(),
                             TokenKind::RParen => {}
                             _ => {

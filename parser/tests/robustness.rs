@@ -11,7 +11,11 @@ use proptest::prelude::*;
 
 fn check_total(text: &str) -> cuedag_parser::Parse {
     let parse = cuedag_parser::parse(text);
-    assert_eq!(cuedag_parser::print(&parse), text, "lossless printing failed");
+    assert_eq!(
+        cuedag_parser::print(&parse),
+        text,
+        "lossless printing failed"
+    );
     let mut pos = 0;
     for token in &parse.tokens {
         assert_eq!(token.span.start, pos, "gap or overlap in the token stream");
@@ -21,7 +25,10 @@ fn check_total(text: &str) -> cuedag_parser::Parse {
     assert_eq!(pos as usize, text.len(), "tokens do not reach the end");
     for diag in &parse.errors {
         let span = diag.primary_span().unwrap();
-        assert!(span.end as usize <= text.len(), "diagnostic span out of range");
+        assert!(
+            span.end as usize <= text.len(),
+            "diagnostic span out of range"
+        );
         assert!(diag.code.starts_with("E0"), "unexpected code {}", diag.code);
         assert!(!diag.message.is_empty());
     }
