@@ -8,7 +8,7 @@ use indexmap::IndexMap;
 
 use crate::eval::{Bottom, Engine, State, VId, Val, CK};
 use crate::export::PathError;
-use crate::ir::{kind, Ek, FieldDecl, FieldLabel, Label, PkgId, Pos, StructLit, DeclC, E};
+use crate::ir::{kind, DeclC, Ek, FieldDecl, FieldLabel, Label, PkgId, Pos, StructLit, E};
 use crate::load::{self, LoadOptions, LoadProblem, Loader, Location, Sources};
 use crate::value::Value;
 
@@ -228,7 +228,11 @@ pub struct Instance {
 /// Loads an instance: `args` are directories or `.cue` files (the current
 /// directory when empty). Syntax errors and missing imports are returned as
 /// [`Error::Load`].
-pub fn load_instance(loader: &dyn Loader, args: &[String], opts: &LoadOptions) -> Result<Instance, Error> {
+pub fn load_instance(
+    loader: &dyn Loader,
+    args: &[String],
+    opts: &LoadOptions,
+) -> Result<Instance, Error> {
     let compiled = load::load(loader, args, opts);
     let inst = Instance {
         sources: Rc::new(compiled.sources),
@@ -299,7 +303,8 @@ impl Instance {
                             .pkg_paths
                             .iter()
                             .position(|p| p == pkg)
-                            .ok_or_else(|| Error::Path(path.to_string()))? as PkgId;
+                            .ok_or_else(|| Error::Path(path.to_string()))?
+                            as PkgId;
                         if name.starts_with("_#") {
                             Label::HiddenDef(interner.intern(name), pkg_id)
                         } else {
@@ -634,7 +639,7 @@ impl Evaluation {
 
     /// `cue eval` text: CUE syntax, non-concrete values allowed.
     pub fn eval_text(&mut self, v: ValueId) -> String {
-        self.engine.to_cue_text(v.0, true)
+        self.engine.cue_text(v.0, true)
     }
 
     /// CUE text of one value, inline.
@@ -729,7 +734,9 @@ impl Evaluation {
     }
 
     fn convert(&self, errs: Vec<PathError>) -> Vec<EvalError> {
-        errs.into_iter().map(|e| self.convert_one(&e.path, &e.error)).collect()
+        errs.into_iter()
+            .map(|e| self.convert_one(&e.path, &e.error))
+            .collect()
     }
 
     fn convert_one(&self, path: &str, b: &Rc<Bottom>) -> EvalError {
@@ -771,7 +778,11 @@ pub fn data_to_cue_file(v: &Value) -> String {
     match v {
         Value::Struct(fields) => {
             for (k, x) in fields {
-                out.push_str(&format!("{}: {}\n", crate::eval::cue_label(k), data_to_cue(x, 0)));
+                out.push_str(&format!(
+                    "{}: {}\n",
+                    crate::eval::cue_label(k),
+                    data_to_cue(x, 0)
+                ));
             }
         }
         other => {
@@ -791,7 +802,11 @@ fn data_to_cue(v: &Value, indent: usize) -> String {
             let mut s = String::from("{\n");
             for (k, x) in fields {
                 s.push_str(&"\t".repeat(indent + 1));
-                s.push_str(&format!("{}: {}\n", crate::eval::cue_label(k), data_to_cue(x, indent + 1)));
+                s.push_str(&format!(
+                    "{}: {}\n",
+                    crate::eval::cue_label(k),
+                    data_to_cue(x, indent + 1)
+                ));
             }
             s.push_str(&"\t".repeat(indent));
             s.push('}');

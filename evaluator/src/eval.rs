@@ -566,12 +566,7 @@ impl Engine {
             let pos = self.v(v).decl_pos.clone();
             let vm = self.vm(v);
             vm.state = State::Done;
-            vm.value = Val::Bottom(bot(
-                code::STRUCT_CYCLE,
-                "structural cycle",
-                pos,
-                false,
-            ));
+            vm.value = Val::Bottom(bot(code::STRUCT_CYCLE, "structural cycle", pos, false));
             return;
         }
         self.depth += 1;
@@ -639,7 +634,7 @@ impl Engine {
             CK::Fields(lit, g) => {
                 let (lit, g) = (lit.clone(), c.ci.group.unwrap_or(*g));
                 b.leaves.push(c.clone());
-                self.add_fields(b, &lit, &c.env, g, c.ci);
+                self.add_fields(b, &lit, &c.env, g, c.ci, false);
             }
             CK::Compr(_) => {
                 b.leaves.push(c.clone());
@@ -748,10 +743,10 @@ impl Engine {
                     env: env.clone(),
                     ci: fields_ci,
                 });
-                self.add_fields(b, &lit, env, g, fields_ci);
+                self.add_fields(b, &lit, env, g, fields_ci, true);
                 for decl in &lit.decls {
                     match decl {
-                        DeclC::Embed(x) => {
+                        DeclC::Embed(x) if !matches!(x.kind, Ek::Struct(_)) => {
                             let eci = CI {
                                 group: Some(g),
                                 parent: ci.parent,
@@ -1034,7 +1029,15 @@ impl Engine {
         b.expanding.pop();
     }
 
-    fn add_fields(&mut self, b: &mut Builder, lit: &Rc<StructLit>, env: &Env, g: u32, _ci: CI) {
+    fn add_fields(
+        &mut self,
+        b: &mut Builder,
+        lit: &Rc<StructLit>,
+        env: &Env,
+        g: u32,
+        ci: CI,
+        inline_embeds: bool,
+    ) {
         if lit.is_struct {
             b.has_struct = true;
             b.struct_pos.get_or_insert(lit.pos);
@@ -1120,7 +1123,17 @@ impl Engine {
                         group.open = true;
                     }
                 }
-                DeclC::Embed(_) | DeclC::Compr(_) => {}
+                DeclC::Embed(x) => {
+                    if inline_embeds && matches!(x.kind, Ek::Struct(_)) {
+                        let eci = CI {
+                            group: Some(g),
+                            parent: ci.parent,
+                            embedded: true,
+                        };
+                        self.add_expr(b, x, &fenv, eci);
+                    }
+                }
+                DeclC::Compr(_) => {}
             }
         }
     }
@@ -1154,7 +1167,7 @@ impl Engine {
             i += 1;
             let CK::Compr(compr) = &c.kind else { continue };
             let mut envs = Vec::new();
-            match self.compr_envs(compr, &compr.clauses, &c.env, &mut envs) {
+            match self.compr_envs(&compr.clauses, &c.env, &mut envs) {
                 Ok(()) => {
                     for env in envs {
                         self.add_expr(b, &compr.body, &env, c.ci);
@@ -1172,7 +1185,7 @@ impl Engine {
         }
     }
 
-    fn compr_envs(&mut self, compr: &Compr, clauses: &[ClauseC], env: &Env, out: &mut Vec<Env>) -> R<()> {
+    fn compr_envs(&mut self, clauses: &[ClauseC], env: &Env, out: &mut Vec<Env>) -> R<()> {
         let Some((first, rest)) = clauses.split_first() else {
             out.push(env.clone());
             return Ok(());
@@ -1199,7 +1212,8 @@ impl Engine {
                         })
                         .collect()
                 } else {
-                    let arcs: Vec<(Label, VId)> = self.v(w).arcs.iter().map(|(l, a)| (*l, *a)).collect();
+                    let arcs: Vec<(Label, VId)> =
+                        self.v(w).arcs.iter().map(|(l, a)| (*l, *a)).collect();
                     let mut items = Vec::new();
                     for (l, a) in arcs {
                         if let Label::Regular(sym) = l {
@@ -1215,12 +1229,12 @@ impl Engine {
                 for (k, a) in items {
                     self.record_ref(a);
                     let env2 = push(env, Frame::Bind(vec![Binding::Val(k), Binding::Vertex(a)]));
-                    self.compr_envs(compr, rest, &env2, out)?;
+                    self.compr_envs(rest, &env2, out)?;
                 }
                 Ok(())
             }
             ClauseC::If(cond) => match self.eval_concrete(cond, env)? {
-                Val::Atom(Atom::Bool(true)) => self.compr_envs(compr, rest, env, out),
+                Val::Atom(Atom::Bool(true)) => self.compr_envs(rest, env, out),
                 Val::Atom(Atom::Bool(false)) => Ok(()),
                 other => Err(bot(
                     code::OPERANDS,
@@ -1240,7 +1254,7 @@ impl Engine {
                     ci: CI::default(),
                 });
                 let env2 = push(env, Frame::Bind(vec![Binding::Vertex(w)]));
-                self.compr_envs(compr, rest, &env2, out)
+                self.compr_envs(rest, &env2, out)
             }
         }
     }
@@ -1260,7 +1274,10 @@ impl Engine {
                 let name: Rc<str> = Rc::from(self.interner.text(sym));
                 for (p, value, env, ci) in &patterns {
                     if self.label_matches(p, env, &name) {
-                        let env2 = push(env, Frame::Bind(vec![Binding::Val(Val::Atom(Atom::Str(name.clone())))]));
+                        let env2 = push(
+                            env,
+                            Frame::Bind(vec![Binding::Val(Val::Atom(Atom::Str(name.clone())))]),
+                        );
                         self.vm(arc).conjs.push(Conj {
                             kind: CK::Expr(value.clone()),
                             env: env2,
@@ -1316,30 +1333,23 @@ impl Engine {
                             .collect();
                         let mut pos = self.v(arc).decl_pos.clone();
                         pos.sort();
-                        let mut err = Bottom {
+                        let err = Bottom {
                             code: code::NOT_ALLOWED,
-                            msg: format!("field not allowed: {name}"),
+                            msg: format!("field {name} not allowed"),
                             pos,
                             incomplete: false,
-                            hint: None,
+                            hint: Some(format!(
+                                "the struct is closed (it comes from a definition); allowed fields: {}",
+                                if allowed_names.is_empty() {
+                                    "none".to_string()
+                                } else {
+                                    allowed_names.join(", ")
+                                }
+                            )),
                             causes: Vec::new(),
                         };
-                        err.hint = Some(format!(
-                            "the struct is closed (a definition); allowed fields: {}",
-                            if allowed_names.is_empty() {
-                                "none".to_string()
-                            } else {
-                                allowed_names.join(", ")
-                            }
-                        ));
-                        let a = self.vm(arc);
-                        a.conjs.push(Conj {
-                            kind: CK::Val(Val::Bottom(Rc::new(err)), Pos::default()),
-                            env: None,
-                            ci: CI::default(),
-                        });
-                        if a.state == State::Done {
-                            a.state = State::New;
+                        if !matches!(b.acc, Val::Bottom(_)) {
+                            b.acc = Val::Bottom(Rc::new(err));
                         }
                         break;
                     }
@@ -1432,7 +1442,7 @@ impl Engine {
                     }),
                     ListElemC::Compr(c) => {
                         let mut envs = Vec::new();
-                        match self.compr_envs(c, &c.clauses, &env, &mut envs) {
+                        match self.compr_envs(&c.clauses, &env, &mut envs) {
                             Ok(()) => {
                                 for env2 in envs {
                                     elems.push(Conj {
@@ -1672,7 +1682,10 @@ impl Engine {
                 self.eval_vertex(cur);
                 continue;
             }
-            let shown: Vec<String> = arms.iter().map(|(a, _)| self.vertex_to_cue(*a, 0)).collect();
+            let shown: Vec<String> = arms
+                .iter()
+                .map(|(a, _)| self.vertex_to_cue(*a, 0))
+                .collect();
             let msg = format!("incomplete value {}", shown.join(" | "));
             let mut err = Bottom {
                 code: code::INCOMPLETE,
@@ -1715,7 +1728,9 @@ impl Engine {
             Ek::Float(f, t) => Val::Atom(Atom::Float(*f, Some(t.clone()))),
             Ek::Str(s) => Val::Atom(Atom::Str(s.clone())),
             Ek::Bytes(b) => Val::Atom(Atom::Bytes(b.clone())),
-            Ek::Error(msg) => Val::Bottom(bot(code::NOT_FOUND, msg.to_string(), vec![e.pos], false)),
+            Ek::Error(msg) => {
+                Val::Bottom(bot(code::NOT_FOUND, msg.to_string(), vec![e.pos], false))
+            }
             Ek::Data(d) => value_to_val(self, d, e.pos),
             Ek::Struct(_) | Ek::List(_) | Ek::Disj(_) | Ek::Unify(_) => {
                 let w = self.new_vertex(None, None);
@@ -1856,10 +1871,20 @@ impl Engine {
         match r {
             Ref::Field { up, label } => {
                 let Some(frame) = walk(env, *up) else {
-                    return Val::Bottom(bot(code::NOT_FOUND, "reference not found", vec![pos], false));
+                    return Val::Bottom(bot(
+                        code::NOT_FOUND,
+                        "reference not found",
+                        vec![pos],
+                        false,
+                    ));
                 };
                 let Frame::Struct(w) = &frame.frame else {
-                    return Val::Bottom(bot(code::NOT_FOUND, "reference not found", vec![pos], false));
+                    return Val::Bottom(bot(
+                        code::NOT_FOUND,
+                        "reference not found",
+                        vec![pos],
+                        false,
+                    ));
                 };
                 let w = *w;
                 match self.v(w).arcs.get(label).copied() {
@@ -1891,7 +1916,12 @@ impl Engine {
             }
             Ref::Var { up, index } => {
                 let Some(frame) = walk(env, *up) else {
-                    return Val::Bottom(bot(code::NOT_FOUND, "reference not found", vec![pos], false));
+                    return Val::Bottom(bot(
+                        code::NOT_FOUND,
+                        "reference not found",
+                        vec![pos],
+                        false,
+                    ));
                 };
                 match &frame.frame {
                     Frame::Bind(bs) => match bs.get(*index as usize) {
@@ -1901,11 +1931,19 @@ impl Engine {
                             self.record_ref(w);
                             Val::V(w)
                         }
-                        None => Val::Bottom(bot(code::NOT_FOUND, "reference not found", vec![pos], false)),
+                        None => Val::Bottom(bot(
+                            code::NOT_FOUND,
+                            "reference not found",
+                            vec![pos],
+                            false,
+                        )),
                     },
-                    Frame::Struct(_) => {
-                        Val::Bottom(bot(code::NOT_FOUND, "reference not found", vec![pos], false))
-                    }
+                    Frame::Struct(_) => Val::Bottom(bot(
+                        code::NOT_FOUND,
+                        "reference not found",
+                        vec![pos],
+                        false,
+                    )),
                 }
             }
             Ref::Import(pkg) => Val::V(self.pkg_root(*pkg)),
@@ -1981,7 +2019,10 @@ impl Engine {
                             if let Label::Index(i) = label {
                                 return Val::Bottom(bot(
                                     code::UNDEFINED,
-                                    format!("index out of range [{i}] with length {}", vx.arcs.len()),
+                                    format!(
+                                        "index out of range [{i}] with length {}",
+                                        vx.arcs.len()
+                                    ),
                                     vec![pos],
                                     false,
                                 ));
@@ -2011,7 +2052,9 @@ impl Engine {
             Val::Pkg(p) => {
                 let name = self.label_name(label);
                 match p.member(&name) {
-                    Some(Member::Func(f)) => Val::Func(f, Rc::from(format!("{}.{}", short_pkg(p.path), name))),
+                    Some(Member::Func(f)) => {
+                        Val::Func(f, Rc::from(format!("{}.{}", short_pkg(p.path), name)))
+                    }
                     Some(Member::Const(c)) => value_to_val(self, &c(), pos),
                     None => Val::Bottom(bot(
                         code::UNDEFINED,
@@ -2091,10 +2134,24 @@ impl Engine {
         }
     }
 
-    fn eval_slice(&mut self, base: &Rc<E>, lo: Option<&Rc<E>>, hi: Option<&Rc<E>>, env: &Env, pos: Pos) -> Val {
+    fn eval_slice(
+        &mut self,
+        base: &Rc<E>,
+        lo: Option<&Rc<E>>,
+        hi: Option<&Rc<E>>,
+        env: &Env,
+        pos: Pos,
+    ) -> Val {
         let b = match self.eval_concrete(base, env) {
             Ok(Val::V(w)) if self.v(w).is_list => w,
-            Ok(_) => return Val::Bottom(bot(code::OPERANDS, "cannot slice a non-list", vec![pos], false)),
+            Ok(_) => {
+                return Val::Bottom(bot(
+                    code::OPERANDS,
+                    "cannot slice a non-list",
+                    vec![pos],
+                    false,
+                ))
+            }
             Err(e) => return Val::Bottom(e),
         };
         let elems: Vec<VId> = self.v(b).arcs.values().copied().collect();
@@ -2116,7 +2173,12 @@ impl Engine {
             Err(e) => return Val::Bottom(e),
         };
         if l > h || h > elems.len() {
-            return Val::Bottom(bot(code::OPERANDS, "slice bounds out of range", vec![pos], false));
+            return Val::Bottom(bot(
+                code::OPERANDS,
+                "slice bounds out of range",
+                vec![pos],
+                false,
+            ));
         }
         self.list_of(elems[l..h].to_vec(), pos)
     }
@@ -2149,7 +2211,10 @@ impl Engine {
         let Val::Atom(a) = val else {
             return Val::Bottom(bot(
                 code::OPERANDS,
-                format!("invalid operand {} for unary operator", self.val_to_cue(&val)),
+                format!(
+                    "invalid operand {} for unary operator",
+                    self.val_to_cue(&val)
+                ),
                 vec![pos],
                 false,
             ));
@@ -2158,7 +2223,12 @@ impl Engine {
             let kinds = match bop {
                 BoundOp::Match | BoundOp::NotMatch => {
                     if !matches!(a, Atom::Str(_)) {
-                        return Val::Bottom(bot(code::OPERANDS, "regular expression must be a string", vec![pos], false));
+                        return Val::Bottom(bot(
+                            code::OPERANDS,
+                            "regular expression must be a string",
+                            vec![pos],
+                            false,
+                        ));
                     }
                     kind::STRING
                 }
@@ -2203,7 +2273,16 @@ impl Engine {
                 Err(e) => return Val::Bottom(e),
             };
             let Val::Atom(Atom::Bool(lb)) = lv else {
-                return Val::Bottom(bot(code::OPERANDS, format!("invalid operand {} ('{}' requires bool)", self.val_to_cue(&lv), op.as_str()), vec![l.pos], false));
+                return Val::Bottom(bot(
+                    code::OPERANDS,
+                    format!(
+                        "invalid operand {} ('{}' requires bool)",
+                        self.val_to_cue(&lv),
+                        op.as_str()
+                    ),
+                    vec![l.pos],
+                    false,
+                ));
             };
             if (op == BinaryOp::And && !lb) || (op == BinaryOp::Or && lb) {
                 return Val::Atom(Atom::Bool(lb));
@@ -2214,7 +2293,16 @@ impl Engine {
             };
             return match rv {
                 Val::Atom(Atom::Bool(rb)) => Val::Atom(Atom::Bool(rb)),
-                other => Val::Bottom(bot(code::OPERANDS, format!("invalid operand {} ('{}' requires bool)", self.val_to_cue(&other), op.as_str()), vec![r.pos], false)),
+                other => Val::Bottom(bot(
+                    code::OPERANDS,
+                    format!(
+                        "invalid operand {} ('{}' requires bool)",
+                        self.val_to_cue(&other),
+                        op.as_str()
+                    ),
+                    vec![r.pos],
+                    false,
+                )),
             };
         }
         let lv = match self.eval_concrete(l, env) {
@@ -2227,7 +2315,9 @@ impl Engine {
         };
         match (lv, rv) {
             (Val::Atom(a), Val::Atom(b)) => binary_atoms(op, a, b, pos, &mut self.regex_cache),
-            (Val::V(a), Val::V(b)) if op == BinaryOp::Add && self.v(a).is_list && self.v(b).is_list => {
+            (Val::V(a), Val::V(b))
+                if op == BinaryOp::Add && self.v(a).is_list && self.v(b).is_list =>
+            {
                 let mut elems: Vec<VId> = self.v(a).arcs.values().copied().collect();
                 elems.extend(self.v(b).arcs.values().copied());
                 self.list_of(elems, pos)
@@ -2270,10 +2360,17 @@ impl Engine {
             Val::Pre(p) => self.call_predeclared(p, args, env, pos),
             Val::Func(f, name) => {
                 let nargs = args.len();
-                if f.validator && nargs + 1 >= f.min_args && nargs < f.max_args && nargs + 1 <= f.max_args && nargs < f.min_args {
+                if f.validator
+                    && nargs + 1 >= f.min_args
+                    && nargs < f.max_args
+                    && nargs < f.min_args
+                {
                     let mut vals = Vec::new();
                     for a in args {
-                        match self.eval_concrete(a, env).and_then(|v| self.to_value(v, a.pos)) {
+                        match self
+                            .eval_concrete(a, env)
+                            .and_then(|v| self.manifest(v, a.pos))
+                        {
                             Ok(v) => vals.push(v),
                             Err(e) => return Val::Bottom(e),
                         }
@@ -2299,7 +2396,10 @@ impl Engine {
                 }
                 let mut vals = Vec::new();
                 for a in args {
-                    match self.eval_concrete(a, env).and_then(|v| self.to_value(v, a.pos)) {
+                    match self
+                        .eval_concrete(a, env)
+                        .and_then(|v| self.manifest(v, a.pos))
+                    {
                         Ok(v) => vals.push(v),
                         Err(e) => {
                             let mut b = (*e).clone();
@@ -2338,7 +2438,12 @@ impl Engine {
             _ => 2,
         };
         if args.len() != want {
-            return Val::Bottom(bot(code::BUILTIN, "wrong number of arguments", vec![pos], false));
+            return Val::Bottom(bot(
+                code::BUILTIN,
+                "wrong number of arguments",
+                vec![pos],
+                false,
+            ));
         }
         let mut vals = Vec::new();
         for a in args {
@@ -2356,8 +2461,11 @@ impl Engine {
                     let n = if self.v(w).is_list {
                         self.v(w).arcs.len()
                     } else {
-                        let arcs: Vec<(Label, VId)> = self.v(w).arcs.iter().map(|(l, a)| (*l, *a)).collect();
-                        arcs.iter().filter(|(l, a)| l.is_regular() && !self.v(*a).optional).count()
+                        let arcs: Vec<(Label, VId)> =
+                            self.v(w).arcs.iter().map(|(l, a)| (*l, *a)).collect();
+                        arcs.iter()
+                            .filter(|(l, a)| l.is_regular() && !self.v(*a).optional)
+                            .count()
                     };
                     Val::Atom(Atom::Int(n as i128))
                 }
@@ -2369,8 +2477,14 @@ impl Engine {
                 )),
             },
             Predeclared::Div | Predeclared::Mod | Predeclared::Quo | Predeclared::Rem => {
-                let (Val::Atom(Atom::Int(a)), Val::Atom(Atom::Int(b))) = (&vals[0], &vals[1]) else {
-                    return Val::Bottom(bot(code::OPERANDS, "arguments must be integers", vec![pos], false));
+                let (Val::Atom(Atom::Int(a)), Val::Atom(Atom::Int(b))) = (&vals[0], &vals[1])
+                else {
+                    return Val::Bottom(bot(
+                        code::OPERANDS,
+                        "arguments must be integers",
+                        vec![pos],
+                        false,
+                    ));
                 };
                 let (a, b) = (*a, *b);
                 if b == 0 {
@@ -2389,7 +2503,7 @@ impl Engine {
     }
 
     /// Converts a concrete value to data (regular fields only).
-    pub fn to_value(&mut self, val: Val, pos: Pos) -> R<Value> {
+    pub fn manifest(&mut self, val: Val, pos: Pos) -> R<Value> {
         match val {
             Val::Atom(a) => Ok(atom_to_value(&a)),
             Val::V(w) => self.vertex_value(w, pos, 0),
@@ -2487,7 +2601,10 @@ impl Engine {
                 }
                 let mut bounds = c1.bounds.clone();
                 for bd in &c2.bounds {
-                    if !bounds.iter().any(|x| x.0 == bd.0 && atoms_equal(&x.1, &bd.1)) {
+                    if !bounds
+                        .iter()
+                        .any(|x| x.0 == bd.0 && atoms_equal(&x.1, &bd.1))
+                    {
                         bounds.push(bd.clone());
                     }
                 }
@@ -2516,10 +2633,7 @@ impl Engine {
             ));
         }
         for (op, b) in &c.bounds {
-            let ok = match check_bound(*op, x, b, &mut self.regex_cache) {
-                Some(ok) => ok,
-                None => false,
-            };
+            let ok = check_bound(*op, x, b, &mut self.regex_cache).unwrap_or_default();
             if !ok {
                 return Val::Bottom(bot(
                     code::INVALID,
@@ -2606,7 +2720,10 @@ impl Engine {
         if vx.is_list {
             let arcs: Vec<VId> = vx.arcs.values().copied().collect();
             let open = vx.list_open;
-            let mut parts: Vec<String> = arcs.iter().map(|a| self.vertex_to_cue(*a, depth + 1)).collect();
+            let mut parts: Vec<String> = arcs
+                .iter()
+                .map(|a| self.vertex_to_cue(*a, depth + 1))
+                .collect();
             if open {
                 parts.push("...".into());
             }
@@ -2649,10 +2766,9 @@ fn short_pkg(path: &str) -> &str {
 /// A CUE label as written (quoted when needed).
 pub fn cue_label(name: &str) -> String {
     let ident = !name.is_empty()
-        && name
-            .chars()
-            .enumerate()
-            .all(|(i, c)| c == '_' || c == '$' || c == '#' || c.is_alphabetic() || (i > 0 && c.is_ascii_digit()));
+        && name.chars().enumerate().all(|(i, c)| {
+            c == '_' || c == '$' || c == '#' || c.is_alphabetic() || (i > 0 && c.is_ascii_digit())
+        });
     if ident && !name.starts_with('#') && !name.starts_with('_') {
         name.to_string()
     } else {
@@ -2694,7 +2810,16 @@ pub fn kinds_name(k: u16) -> String {
         parts.push("number");
         rest &= !kind::NUMBER;
     }
-    for bit in [kind::NULL, kind::BOOL, kind::INT, kind::FLOAT, kind::STRING, kind::BYTES, kind::LIST, kind::STRUCT] {
+    for bit in [
+        kind::NULL,
+        kind::BOOL,
+        kind::INT,
+        kind::FLOAT,
+        kind::STRING,
+        kind::BYTES,
+        kind::LIST,
+        kind::STRUCT,
+    ] {
         if rest & bit != 0 {
             parts.push(kind_name(bit));
         }
@@ -2716,7 +2841,8 @@ pub fn cons_to_cue(c: &Cons) -> String {
             },
         }
     });
-    let show_kind = c.bounds.is_empty() && c.validators.is_empty() || (c.kinds != implied && c.kinds != kind::TOP && c.kinds != kind::SCALAR);
+    let show_kind = c.bounds.is_empty() && c.validators.is_empty()
+        || (c.kinds != implied && c.kinds != kind::TOP && c.kinds != kind::SCALAR);
     if show_kind {
         parts.push(kinds_name(c.kinds));
     }
@@ -2729,7 +2855,12 @@ pub fn cons_to_cue(c: &Cons) -> String {
     parts.join(" & ")
 }
 
-fn simplify_cons(kinds: u16, mut bounds: Vec<(BoundOp, Atom)>, validators: Vec<Validator>, positions: Vec<Pos>) -> Val {
+fn simplify_cons(
+    kinds: u16,
+    mut bounds: Vec<(BoundOp, Atom)>,
+    validators: Vec<Validator>,
+    positions: Vec<Pos>,
+) -> Val {
     // Numeric bounds: keep the tightest lower and upper.
     let mut lower: Option<(BoundOp, Atom)> = None;
     let mut upper: Option<(BoundOp, Atom)> = None;
@@ -2805,7 +2936,12 @@ fn simplify_cons(kinds: u16, mut bounds: Vec<(BoundOp, Atom)>, validators: Vec<V
     }))
 }
 
-fn check_bound(op: BoundOp, x: &Atom, b: &Atom, cache: &mut HashMap<String, Option<regex::Regex>>) -> Option<bool> {
+fn check_bound(
+    op: BoundOp,
+    x: &Atom,
+    b: &Atom,
+    cache: &mut HashMap<String, Option<regex::Regex>>,
+) -> Option<bool> {
     use std::cmp::Ordering;
     let ord = match (x, b) {
         (Atom::Str(p), Atom::Str(q)) if matches!(op, BoundOp::Match | BoundOp::NotMatch) => {
@@ -2840,18 +2976,46 @@ fn bounded_type(name: &str) -> Val {
     let (kinds, lo, hi): (u16, Option<Atom>, Option<Atom>) = match name {
         "int8" => (kind::INT, Some(Atom::Int(-128)), Some(Atom::Int(127))),
         "int16" => (kind::INT, Some(Atom::Int(-32768)), Some(Atom::Int(32767))),
-        "int32" => (kind::INT, Some(Atom::Int(i128::from(i32::MIN))), Some(Atom::Int(i128::from(i32::MAX)))),
+        "int32" => (
+            kind::INT,
+            Some(Atom::Int(i128::from(i32::MIN))),
+            Some(Atom::Int(i128::from(i32::MAX))),
+        ),
         "rune" => (kind::INT, Some(Atom::Int(0)), Some(Atom::Int(0x10FFFF))),
-        "int64" => (kind::INT, Some(Atom::Int(i128::from(i64::MIN))), Some(Atom::Int(i128::from(i64::MAX)))),
-        "int128" => (kind::INT, Some(Atom::Int(i128::MIN)), Some(Atom::Int(i128::MAX))),
+        "int64" => (
+            kind::INT,
+            Some(Atom::Int(i128::from(i64::MIN))),
+            Some(Atom::Int(i128::from(i64::MAX))),
+        ),
+        "int128" => (
+            kind::INT,
+            Some(Atom::Int(i128::MIN)),
+            Some(Atom::Int(i128::MAX)),
+        ),
         "uint" => (kind::INT, Some(Atom::Int(0)), None),
         "uint8" => (kind::INT, Some(Atom::Int(0)), Some(Atom::Int(255))),
         "uint16" => (kind::INT, Some(Atom::Int(0)), Some(Atom::Int(65535))),
-        "uint32" => (kind::INT, Some(Atom::Int(0)), Some(Atom::Int(i128::from(u32::MAX)))),
-        "uint64" => (kind::INT, Some(Atom::Int(0)), Some(Atom::Int(i128::from(u64::MAX)))),
+        "uint32" => (
+            kind::INT,
+            Some(Atom::Int(0)),
+            Some(Atom::Int(i128::from(u32::MAX))),
+        ),
+        "uint64" => (
+            kind::INT,
+            Some(Atom::Int(0)),
+            Some(Atom::Int(i128::from(u64::MAX))),
+        ),
         "uint128" => (kind::INT, Some(Atom::Int(0)), Some(Atom::Int(i128::MAX))),
-        "float32" => (kind::NUMBER, Some(Atom::Float(-3.402_823_466_385_288_6e38, None)), Some(Atom::Float(3.402_823_466_385_288_6e38, None))),
-        _ => (kind::NUMBER, Some(Atom::Float(f64::MIN, None)), Some(Atom::Float(f64::MAX, None))),
+        "float32" => (
+            kind::NUMBER,
+            Some(Atom::Float(-3.402_823_466_385_288_6e38, None)),
+            Some(Atom::Float(3.402_823_466_385_288_6e38, None)),
+        ),
+        _ => (
+            kind::NUMBER,
+            Some(Atom::Float(f64::MIN, None)),
+            Some(Atom::Float(f64::MAX, None)),
+        ),
     };
     let mut bounds = Vec::new();
     if let Some(l) = lo {
@@ -2867,7 +3031,13 @@ fn bounded_type(name: &str) -> Val {
     }))
 }
 
-fn binary_atoms(op: BinaryOp, a: Atom, b: Atom, pos: Pos, cache: &mut HashMap<String, Option<regex::Regex>>) -> Val {
+fn binary_atoms(
+    op: BinaryOp,
+    a: Atom,
+    b: Atom,
+    pos: Pos,
+    cache: &mut HashMap<String, Option<regex::Regex>>,
+) -> Val {
     use Atom::*;
     let err = |msg: String| Val::Bottom(bot(code::OPERANDS, msg, vec![pos], false));
     let invalid = |a: &Atom, b: &Atom| {
@@ -2912,7 +3082,11 @@ fn binary_atoms(op: BinaryOp, a: Atom, b: Atom, pos: Pos, cache: &mut HashMap<St
             }
         }
         BinaryOp::Match | BinaryOp::NotMatch => {
-            let bop = if op == BinaryOp::Match { BoundOp::Match } else { BoundOp::NotMatch };
+            let bop = if op == BinaryOp::Match {
+                BoundOp::Match
+            } else {
+                BoundOp::NotMatch
+            };
             match (&a, &b) {
                 (Str(_), Str(_)) => match check_bound(bop, &a, &b, cache) {
                     Some(r) => Val::Atom(Bool(r)),
@@ -2922,7 +3096,10 @@ fn binary_atoms(op: BinaryOp, a: Atom, b: Atom, pos: Pos, cache: &mut HashMap<St
             }
         }
         BinaryOp::Add => match (&a, &b) {
-            (Int(x), Int(y)) => x.checked_add(*y).map(|r| Val::Atom(Int(r))).unwrap_or_else(|| err("integer overflow".into())),
+            (Int(x), Int(y)) => x
+                .checked_add(*y)
+                .map(|r| Val::Atom(Int(r)))
+                .unwrap_or_else(|| err("integer overflow".into())),
             (Str(x), Str(y)) => Val::Atom(Str(Rc::from(format!("{x}{y}")))),
             (Bytes(x), Bytes(y)) => {
                 let mut v = x.to_vec();
@@ -2935,22 +3112,30 @@ fn binary_atoms(op: BinaryOp, a: Atom, b: Atom, pos: Pos, cache: &mut HashMap<St
             },
         },
         BinaryOp::Sub => match (&a, &b) {
-            (Int(x), Int(y)) => x.checked_sub(*y).map(|r| Val::Atom(Int(r))).unwrap_or_else(|| err("integer overflow".into())),
+            (Int(x), Int(y)) => x
+                .checked_sub(*y)
+                .map(|r| Val::Atom(Int(r)))
+                .unwrap_or_else(|| err("integer overflow".into())),
             _ => match (a.num(), b.num()) {
                 (Some(x), Some(y)) => Val::Atom(Float(x - y, None)),
                 _ => invalid(&a, &b),
             },
         },
         BinaryOp::Mul => match (&a, &b) {
-            (Int(x), Int(y)) => x.checked_mul(*y).map(|r| Val::Atom(Int(r))).unwrap_or_else(|| err("integer overflow".into())),
-            (Str(s), Int(n)) | (Int(n), Str(s)) => Val::Atom(Str(Rc::from(s.repeat((*n).max(0) as usize)))),
+            (Int(x), Int(y)) => x
+                .checked_mul(*y)
+                .map(|r| Val::Atom(Int(r)))
+                .unwrap_or_else(|| err("integer overflow".into())),
+            (Str(s), Int(n)) | (Int(n), Str(s)) => {
+                Val::Atom(Str(Rc::from(s.repeat((*n).max(0) as usize))))
+            }
             _ => match (a.num(), b.num()) {
                 (Some(x), Some(y)) => Val::Atom(Float(x * y, None)),
                 _ => invalid(&a, &b),
             },
         },
         BinaryOp::Div => match (a.num(), b.num()) {
-            (Some(_), Some(y)) if y == 0.0 => err("division by zero".into()),
+            (Some(_), Some(0.0)) => err("division by zero".into()),
             (Some(x), Some(y)) => Val::Atom(Float(x / y, None)),
             _ => invalid(&a, &b),
         },
@@ -3006,7 +3191,10 @@ pub fn value_to_cue(v: &Value) -> String {
         Value::Float(f) => format_float(*f),
         Value::String(s) => quote(s),
         Value::Bytes(b) => format!("'{}'", String::from_utf8_lossy(b)),
-        Value::List(l) => format!("[{}]", l.iter().map(value_to_cue).collect::<Vec<_>>().join(", ")),
+        Value::List(l) => format!(
+            "[{}]",
+            l.iter().map(value_to_cue).collect::<Vec<_>>().join(", ")
+        ),
         Value::Struct(s) => format!(
             "{{{}}}",
             s.iter()

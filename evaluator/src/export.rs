@@ -225,7 +225,7 @@ impl Engine {
 
     /// CUE text of a vertex as a file body (`cue eval` style), non-concrete
     /// values allowed. Definitions are included when `defs` is true.
-    pub fn to_cue_text(&mut self, v: VId, defs: bool) -> String {
+    pub fn cue_text(&mut self, v: VId, defs: bool) -> String {
         let mut out = String::new();
         self.eval_vertex(v);
         let w = self.resolve_default(v).unwrap_or(v);

@@ -403,7 +403,12 @@ fn predeclared(name: &str) -> Option<Predeclared> {
 
 impl<'a> Compiler<'a> {
     /// A compiler for one file of package `pkg`.
-    pub fn new(interner: &'a mut Interner, let_counter: &'a mut u32, pkg: PkgId, file: u32) -> Self {
+    pub fn new(
+        interner: &'a mut Interner,
+        let_counter: &'a mut u32,
+        pkg: PkgId,
+        file: u32,
+    ) -> Self {
         Compiler {
             interner,
             pkg,
@@ -533,7 +538,11 @@ impl<'a> Compiler<'a> {
     fn struct_body(&mut self, decls: &[ast::Decl], span: Span) -> StructLit {
         let mut out = Vec::new();
         let mut is_struct = decls.is_empty();
-        let scope_names = self.scopes.last().map(|s| s.names.clone()).unwrap_or_default();
+        let scope_names = self
+            .scopes
+            .last()
+            .map(|s| s.names.clone())
+            .unwrap_or_default();
         for decl in decls {
             match decl {
                 ast::Decl::Field(f) => {
@@ -697,8 +706,8 @@ impl<'a> Compiler<'a> {
     }
 
     fn resolve(&mut self, name: &str) -> Ref {
-        let mut up = 0u32;
-        for scope in self.scopes.iter().rev() {
+        for (up, scope) in self.scopes.iter().rev().enumerate() {
+            let up = up as u32;
             if scope.is_bind {
                 if let Some(index) = scope.vars.get(name) {
                     return Ref::Var { up, index: *index };
@@ -706,7 +715,6 @@ impl<'a> Compiler<'a> {
             } else if let Some(label) = scope.names.get(name) {
                 return Ref::Field { up, label: *label };
             }
-            up += 1;
         }
         if let Some(r) = self.imports.get(name) {
             return r.clone();
@@ -856,7 +864,9 @@ impl<'a> Compiler<'a> {
     fn selector_label(&mut self, label: &ast::Label) -> Option<Label> {
         match label {
             ast::Label::Ident(id) => Some(self.ident_label(&id.name)),
-            ast::Label::String(s) => s.as_plain().map(|t| Label::Regular(self.interner.intern(&t))),
+            ast::Label::String(s) => s
+                .as_plain()
+                .map(|t| Label::Regular(self.interner.intern(&t))),
             _ => None,
         }
     }

@@ -22,4 +22,6 @@ pub use api::{
     Evaluation, FieldInfo, FillValue, Instance, Kind, Path, Selector, ValueId,
 };
 pub use export::{to_json_text, to_yaml_text};
-pub use load::{find_module_root, LoadOptions, LoadProblem, Loader, Location, MemLoader, SourceFile, Sources};
+pub use load::{
+    find_module_root, LoadOptions, LoadProblem, Loader, Location, MemLoader, SourceFile, Sources,
+};

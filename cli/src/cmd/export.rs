@@ -96,7 +96,11 @@ const EXPR_FIELD: &str = "_cuedag_expression";
 
 /// Loads the instance, adding `-e EXPR` as a hidden overlay field when it is
 /// not a plain path.
-pub fn load(paths: &[String], with: &[String], expr: Option<&str>) -> Result<(Instance, Option<String>), Error> {
+pub fn load(
+    paths: &[String],
+    with: &[String],
+    expr: Option<&str>,
+) -> Result<(Instance, Option<String>), Error> {
     let mut overlays = with.to_vec();
     let mut lookup = None;
     if let Some(e) = expr {
