@@ -494,22 +494,24 @@ impl Plan {
                 continue;
             }
             let child_path = path.child(name.clone());
-            if self.eval.is_concrete(info.value) {
-                continue;
-            }
-            let is_reference_type = self.reference_kind(info.value).is_some();
-            let kind = self.eval.kind(info.value);
-            if kind == Kind::Struct && !is_reference_type {
-                self.check_fields(info.value, &child_path, owner, &[], unset, memo, depth + 1);
-                continue;
-            }
-            if is_reference_type && self.reference_is_scratch(info.value) {
-                continue;
-            }
-            if !is_reference_type && self.eval.has_default(info.value) {
-                let default = self.eval.default_value(info.value);
-                if self.eval.is_concrete(default) {
+            // Hidden ids are not exported, so references are checked by id.
+            if let Some(kind) = self.reference_kind(info.value) {
+                if self.reference_id(info.value, &kind).is_some() {
                     continue;
+                }
+            } else {
+                if self.eval.is_concrete(info.value) {
+                    continue;
+                }
+                if self.eval.kind(info.value) == Kind::Struct {
+                    self.check_fields(info.value, &child_path, owner, &[], unset, memo, depth + 1);
+                    continue;
+                }
+                if self.eval.has_default(info.value) {
+                    let default = self.eval.default_value(info.value);
+                    if self.eval.is_concrete(default) {
+                        continue;
+                    }
                 }
             }
             if !self.reached_tasks(info.value, Some(owner), memo).is_empty() {
@@ -551,10 +553,18 @@ impl Plan {
         None
     }
 
-    fn reference_is_scratch(&mut self, value: ValueId) -> bool {
-        match self.eval.lookup_from(value, &id_path("fs")) {
-            Some(id) => matches!(self.eval.to_value(id), Ok(Value::Null)),
-            None => false,
+    /// The concrete id of a reference (`Value::Null` for `#Scratch`).
+    fn reference_id(&mut self, value: ValueId, kind: &DeclaredKind) -> Option<Value> {
+        let label = match kind {
+            DeclaredKind::Fs => "fs",
+            DeclaredKind::Secret => "secret",
+            _ => "socket",
+        };
+        let id = self.eval.lookup_from(value, &id_path(label))?;
+        match self.eval.to_value(id).ok()? {
+            Value::Null if *kind == DeclaredKind::Fs => Some(Value::Null),
+            Value::String(text) => Some(Value::String(text)),
+            _ => None,
         }
     }
 
@@ -647,21 +657,12 @@ impl Plan {
         depth: usize,
     ) -> TaskValue {
         if let Some(kind) = self.reference_kind(value) {
-            let label = match kind {
-                DeclaredKind::Fs => "fs",
-                DeclaredKind::Secret => "secret",
-                _ => "socket",
-            };
-            let id = self
-                .eval
-                .lookup_from(value, &id_path(label))
-                .and_then(|id| self.eval.to_value(id).ok());
-            return match (kind, id) {
-                (DeclaredKind::Fs, Some(Value::Null)) => TaskValue::Fs(FsRef::Scratch),
-                (DeclaredKind::Fs, Some(Value::String(id))) => TaskValue::Fs(FsRef::Id(id)),
-                (DeclaredKind::Secret, Some(Value::String(id))) => TaskValue::Secret(SecretId(id)),
-                (DeclaredKind::Socket, Some(Value::String(id))) => TaskValue::Socket(SocketId(id)),
-                (kind, _) => {
+            return match (self.reference_id(value, &kind), kind) {
+                (Some(Value::Null), DeclaredKind::Fs) => TaskValue::Fs(FsRef::Scratch),
+                (Some(Value::String(id)), DeclaredKind::Fs) => TaskValue::Fs(FsRef::Id(id)),
+                (Some(Value::String(id)), DeclaredKind::Secret) => TaskValue::Secret(SecretId(id)),
+                (Some(Value::String(id)), DeclaredKind::Socket) => TaskValue::Socket(SocketId(id)),
+                (_, kind) => {
                     unset.push(UnsetField {
                         path: path.to_string(),
                         reason: Some(format!("{} is not set", kind.name())),
