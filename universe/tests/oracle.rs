@@ -20,7 +20,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -256,7 +256,8 @@ fn plans_export_their_wanted_checks() {
             continue;
         }
         let got: BTreeMap<String, Value> = serde_json::from_str(&outcome.stdout).unwrap();
-        for key in wants.keys().chain(got.keys()) {
+        let keys: BTreeSet<&String> = wants.keys().chain(got.keys()).collect();
+        for key in keys {
             match (wants.get(key), got.get(key)) {
                 (Some(want), Some(got)) if want == got => n_checks += 1,
                 (Some(want), Some(got)) => {
