@@ -10,6 +10,7 @@ pub(super) static PACKAGE: Package = Package {
     members: &[
         ("ANSIC", Member::Const(ansic)),
         ("Duration", validator(1, duration)),
+        ("Format", validator(2, format)),
         ("Hour", Member::Const(hour)),
         ("Kitchen", Member::Const(kitchen)),
         ("Microsecond", Member::Const(microsecond)),
@@ -49,11 +50,14 @@ fn minute() -> Value {
 fn hour() -> Value {
     Value::Int(HOUR)
 }
+const RFC3339: &str = "2006-01-02T15:04:05Z07:00";
+const RFC3339_NANO: &str = "2006-01-02T15:04:05.999999999Z07:00";
+
 fn rfc3339() -> Value {
-    Value::String("2006-01-02T15:04:05Z07:00".to_string())
+    Value::String(RFC3339.to_string())
 }
 fn rfc3339_nano() -> Value {
-    Value::String("2006-01-02T15:04:05.999999999Z07:00".to_string())
+    Value::String(RFC3339_NANO.to_string())
 }
 fn ansic() -> Value {
     Value::String("Mon Jan _2 15:04:05 2006".to_string())
@@ -189,6 +193,21 @@ fn time(args: &[Value]) -> R {
     }
 }
 
+/// `time.Format(value, layout)` validates that `value` is a time in
+/// `layout`; only the RFC 3339 layouts are supported.
+fn format(args: &[Value]) -> R {
+    let s = arg_str(args, 0)?;
+    let layout = arg_str(args, 1)?;
+    if layout != RFC3339 && layout != RFC3339_NANO {
+        return Err(invalid(format!("unsupported time layout {layout:?}")));
+    }
+    if is_rfc3339(s) {
+        Ok(Value::Bool(true))
+    } else {
+        Err(invalid(format!("invalid time {s:?}")))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::tests::{call, i, s};
@@ -235,5 +254,13 @@ mod tests {
             Ok(Value::Bool(true))
         );
         assert!(call("time", "Time", &[s("yesterday")]).is_err());
+        assert_eq!(
+            call(
+                "time",
+                "Format",
+                &[s("2021-01-02T15:04:05Z"), s("2006-01-02T15:04:05Z07:00")]
+            ),
+            Ok(Value::Bool(true))
+        );
     }
 }

@@ -36,7 +36,7 @@ pub fn to_yaml_document(v: &Value) -> String {
         Value::Struct(fields) if !fields.is_empty() => write_struct(v, 0, &mut out),
         Value::List(items) if !items.is_empty() => write_list(v, 0, &mut out),
         other => {
-            write_scalar(other, 0, 0, &mut out);
+            write_scalar(other, 2, 0, &mut out);
             out.push('\n');
         }
     }
@@ -537,6 +537,7 @@ mod tests {
             "name: app\nreplicas: 3\ntags:\n- a\n- b\nnested:\n  x: true\n  y: null\n"
         );
         assert_eq!(marshal(s("plain")), "plain\n");
+        assert_eq!(marshal(s("top\nlevel\n")), "|\n  top\n  level\n");
         assert_eq!(marshal(list(vec![i(1), i(2)])), "- 1\n- 2\n");
     }
 
