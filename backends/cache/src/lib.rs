@@ -45,7 +45,8 @@ pub struct ExportReport {
     pub manifest: Digest,
     /// Blobs written (or pushed) because the destination lacked them.
     pub blobs_written: usize,
-    /// Bytes of those blobs.
+    /// Bytes of those blobs (`index.json`, rewritten unless the export is
+    /// unchanged, is not counted).
     pub bytes_written: u64,
     /// Blobs already present and skipped.
     pub blobs_present: usize,

@@ -13,8 +13,10 @@
 //! digest verified, fsynced, renamed), then, under the lock, replaces
 //! `index.json` atomically (temp file, fsync, rename): the entry with the
 //! same tag is replaced, others are kept, the new entry goes last (entries
-//! are in order of last export, which prune uses). A crash at any moment
-//! leaves the previous `index.json` and only stray files in `ingest/`.
+//! are in order of last export, which prune uses). When the newest entry
+//! already is this tag with this manifest (an unchanged rebuild), nothing
+//! at all is written. A crash at any moment leaves the previous
+//! `index.json` and only stray files in `ingest/`.
 //!
 //! Import reads `index.json` and the selected manifests and configs only;
 //! layer blobs are read when a step hits, verified by digest. A missing or
@@ -294,6 +296,19 @@ impl LocalCache {
 
         self.write_layout_file()?;
         let mut index = self.read_index_for_update()?;
+        // Already the newest entry with this very manifest: nothing to write.
+        let unchanged = index.manifests.last().is_some_and(|last| {
+            last.digest == built.manifest.descriptor.digest
+                && last
+                    .annotations
+                    .get(ANNOTATION_REF_NAME)
+                    .map(String::as_str)
+                    == Some(tag)
+        });
+        if unchanged {
+            tracing::debug!(dir = %self.dir.display(), tag, "cache unchanged");
+            return Ok(report);
+        }
         index
             .manifests
             .retain(|d| d.annotations.get(ANNOTATION_REF_NAME).map(String::as_str) != Some(tag));

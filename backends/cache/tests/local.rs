@@ -102,7 +102,7 @@ fn two_exports_into_one_dir_share_blobs_and_keep_both_entries() {
 }
 
 #[test]
-fn unchanged_reexport_writes_no_blob_and_changes_only_the_timestamp() {
+fn unchanged_reexport_writes_nothing_and_a_later_one_only_reorders() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("c");
     let cache = LocalCache::new(&dir);
@@ -118,8 +118,14 @@ fn unchanged_reexport_writes_no_blob_and_changes_only_the_timestamp() {
         .export(&export, "build", FormatOptions::default())
         .unwrap();
     let n_blobs = count_blobs(&dir);
-    let before = read_index(&dir);
+    let before = fs::read(dir.join("index.json")).unwrap();
+    let mtime = fs::metadata(dir.join("index.json"))
+        .unwrap()
+        .modified()
+        .unwrap();
     std::thread::sleep(Duration::from_millis(1100));
+
+    // Unchanged and already the newest entry: not a byte written.
     let again = cache
         .export(&export, "build", FormatOptions::default())
         .unwrap();
@@ -127,16 +133,42 @@ fn unchanged_reexport_writes_no_blob_and_changes_only_the_timestamp() {
     assert_eq!(again.bytes_written, 0);
     assert_eq!(again.manifest, first.manifest);
     assert_eq!(count_blobs(&dir), n_blobs);
+    assert_eq!(fs::read(dir.join("index.json")).unwrap(), before);
+    assert_eq!(
+        fs::metadata(dir.join("index.json"))
+            .unwrap()
+            .modified()
+            .unwrap(),
+        mtime
+    );
+    assert!(fs::read_dir(dir.join("ingest")).unwrap().next().is_none());
+
+    // After another tag was exported, the same export moves back to the end
+    // with a new time: only the order and that annotation change.
+    cache
+        .export(
+            &chain_export(&["x"], &[9], LEN),
+            "other",
+            FormatOptions::default(),
+        )
+        .unwrap();
+    let middle = read_index(&dir);
+    let again = cache
+        .export(&export, "build", FormatOptions::default())
+        .unwrap();
+    assert_eq!(again.blobs_written, 0);
     let after = read_index(&dir);
-    assert_ne!(before, after, "the export time is recorded");
     let strip = |mut index: ImageIndex| {
         for entry in &mut index.manifests {
             entry.annotations.remove(ANNOTATION_CREATED);
         }
+        index.manifests.sort_by(|a, b| a.digest.cmp(&b.digest));
         index
     };
-    assert_eq!(strip(before), strip(after));
-    assert!(fs::read_dir(dir.join("ingest")).unwrap().next().is_none());
+    assert_ne!(middle.manifests.last(), after.manifests.last());
+    assert_eq!(after.manifests.last().unwrap().digest, first.manifest);
+    assert_eq!(strip(middle), strip(after));
+    assert_eq!(count_blobs(&dir), n_blobs);
 }
 
 #[test]
