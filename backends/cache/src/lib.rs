@@ -2,7 +2,7 @@
 //! and the persistent cache formats (OCI layout directory, registry).
 //!
 //! - [`spec`]: parse and validate cache specs into [`CacheSpec`]s.
-//! - [`format`]: BuildKit's cache config and the cache manifest, built from
+//! - [`mod@format`]: BuildKit's cache config and the cache manifest, built from
 //!   a [`CacheExport`] the backend assembles, read back into a
 //!   [`CacheIndex`] (`step key → layers`).
 //! - [`local`]: `type=local`: an OCI image layout directory shared by many
