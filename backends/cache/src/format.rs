@@ -295,6 +295,11 @@ pub struct StepResult {
 }
 
 /// One step to export.
+///
+/// On import a record is a hit when it has a non-empty result chain or
+/// carries `outputs`; a record with neither is only a link (as in
+/// BuildKit). So a step whose result is the empty filesystem must carry
+/// `outputs` (e.g. its step record) to be found again.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExportRecord {
     /// The step key (opaque, computed by the backend).
