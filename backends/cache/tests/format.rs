@@ -91,3 +91,50 @@ fn reads_a_buildkit_style_config() {
     assert!(import.index().lookup(&k2).is_none());
     assert!(import.read_layer(&hit.layers[1]).is_some());
 }
+
+#[test]
+fn steps_without_filesystem_result_are_hits_only_with_outputs() {
+    use cuedag_cache::{CacheExport, ExportRecord, StepResult};
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = LocalCache::new(tmp.path());
+    let record = |name: &str, result: Option<StepResult>, outputs| ExportRecord {
+        key: key(name),
+        inputs: vec![],
+        result,
+        outputs,
+    };
+    let export = CacheExport {
+        layers: vec![],
+        records: vec![
+            record(
+                "readfile",
+                None,
+                Some(serde_json::json!({"contents": "hi"})),
+            ),
+            record(
+                "empty-fs",
+                Some(StepResult {
+                    chain: vec![],
+                    created_at: None,
+                }),
+                Some(serde_json::json!({})),
+            ),
+            record("link-only", None, None),
+        ],
+        mounts: vec![],
+    };
+    cache
+        .export(&export, "t", FormatOptions::default())
+        .unwrap();
+    let import = cache.import(&ImportSelector::All);
+    let hit = import.index().lookup(&key("readfile")).unwrap();
+    assert!(hit.layers.is_empty());
+    assert_eq!(hit.outputs, Some(serde_json::json!({"contents": "hi"})));
+    assert!(import
+        .index()
+        .lookup(&key("empty-fs"))
+        .unwrap()
+        .layers
+        .is_empty());
+    assert!(import.index().lookup(&key("link-only")).is_none());
+}
