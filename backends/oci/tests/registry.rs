@@ -367,6 +367,30 @@ async fn index_platform_selection() {
         );
     }
 
+    // The same as a Docker manifest list.
+    let docker_list = index_json(&entries, true);
+    let docker_tag = Reference::parse(&format!("{repo}:v1-docker")).unwrap();
+    client
+        .push_manifest(
+            &docker_tag,
+            "application/vnd.docker.distribution.manifest.list.v2+json",
+            &docker_list,
+            None,
+        )
+        .await
+        .unwrap();
+    let from_list = plain_client(&dir.path().join("pull-list"))
+        .pull(
+            &docker_tag,
+            &PullOptions {
+                platform: Platform::parse("linux/arm/v7").unwrap(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(from_list.manifest_digest, entries[2].0);
+
     // Resolution picks the platform's manifest without fetching anything.
     let fresh = plain_client(&dir.path().join("resolve-store"));
     let resolved = fresh
@@ -415,4 +439,48 @@ async fn missing_image_is_not_found() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), "oci::not-found", "{err}");
+}
+
+#[tokio::test]
+async fn unreachable_registry_falls_back_to_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let reference = Reference::parse("alpine:3.15").unwrap();
+    let first = mirror_client(dir.path(), false)
+        .pull(&reference, &PullOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("{}", standin_missing(&e)));
+
+    // Same store, but the mirror is now a closed port.
+    let mut config = RegistryConfig::default();
+    config
+        .apply_env(|name| match name {
+            ENV_MIRRORS => Some("docker.io=http://127.0.0.1:1".into()),
+            ENV_OFFLINE => Some("1".into()),
+            _ => None,
+        })
+        .unwrap();
+    let dead = RegistryClient::new(
+        BlobStore::open(dir.path()).unwrap(),
+        config,
+        DockerConfig::default(),
+    )
+    .unwrap();
+    let again = dead
+        .pull(&reference, &PullOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(again.source, "store");
+    assert_eq!(again.manifest_digest, first.manifest_digest);
+    // Forcing a pull reports the failure instead.
+    let err = dead
+        .pull(
+            &reference,
+            &PullOptions {
+                resolve_mode: ResolveMode::ForcePull,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "oci::http", "{err}");
 }
