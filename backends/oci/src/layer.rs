@@ -201,6 +201,39 @@ pub fn extract_blob(store: &BlobStore, digest: &Digest, dest: &Path) -> Result<E
     }
 }
 
+/// Extracts the layer blob `digest` into `dest` unless `dest` already
+/// exists, atomically: the layer is unpacked into a temporary sibling
+/// directory and renamed into place, so concurrent processes sharing a
+/// snapshot directory never see a partial layer. Returns whether this call
+/// created `dest` (`false`: it was already there, or another process won).
+pub fn ensure_extracted(store: &BlobStore, digest: &Digest, dest: &Path) -> Result<bool> {
+    if dest.is_dir() {
+        return Ok(false);
+    }
+    let parent = dest.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(parent).map_err(|e| OciError::io("creating", parent, e))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".extract-")
+        .tempdir_in(parent)
+        .map_err(|e| OciError::io("creating a temp dir in", parent, e))?;
+    let staging = tmp.path().join("layer");
+    extract_blob(store, digest, &staging)?;
+    match fs::rename(&staging, dest) {
+        Ok(()) => Ok(true),
+        Err(_) if dest.is_dir() => Ok(false),
+        Err(e) => Err(OciError::io("renaming into", dest, e)),
+    }
+}
+
+/// [`ensure_extracted`] on the blocking pool.
+pub async fn ensure_extracted_async(
+    store: BlobStore,
+    digest: Digest,
+    dest: PathBuf,
+) -> Result<bool> {
+    run_blocking(move || ensure_extracted(&store, &digest, &dest)).await
+}
+
 /// [`extract_blob`] on the blocking pool.
 pub async fn extract_blob_async(
     store: BlobStore,

@@ -9,7 +9,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::Path;
 
 use cuedag_oci::layer::{
-    extract_blob, extract_layer, flatten, is_opaque, pack_layer, pack_to_store,
+    ensure_extracted, extract_blob, extract_layer, flatten, is_opaque, pack_layer, pack_to_store,
 };
 use cuedag_oci::store::BlobStore;
 use cuedag_oci::OciError;
@@ -295,6 +295,24 @@ fn pack_to_store_and_extract_blob() {
     let out = dir.path().join("out");
     extract_blob(&store, &packed.digest, &out).unwrap();
     check_sample(&out);
+
+    // Atomic extraction: once, then a no-op; concurrent callers agree.
+    let snapshots = dir.path().join("snapshots");
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let (store, digest, dest) = (store.clone(), packed.digest.clone(), snapshots.join("l"));
+            std::thread::spawn(move || ensure_extracted(&store, &digest, &dest).unwrap())
+        })
+        .collect();
+    let created: Vec<bool> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert!(created.iter().filter(|c| **c).count() <= 1, "{created:?}");
+    check_sample(&snapshots.join("l"));
+    assert!(!ensure_extracted(&store, &packed.digest, &snapshots.join("l")).unwrap());
+    assert_eq!(
+        fs::read_dir(&snapshots).unwrap().count(),
+        1,
+        "no temp dirs left"
+    );
 
     // A corrupt blob fails extraction, is removed, and leaves no directory.
     let mut bytes = fs::read(store.blob_path(&packed.digest)).unwrap();
