@@ -369,6 +369,8 @@ pub struct Vertex {
     pub incomplete: Option<Rc<Bottom>>,
     /// Is closed (for printing).
     pub closed: bool,
+    /// Validators to check on the manifested struct or list.
+    pub validators: Vec<Validator>,
 }
 
 impl Vertex {
@@ -392,6 +394,7 @@ impl Vertex {
             refs: Vec::new(),
             incomplete: None,
             closed: false,
+            validators: Vec::new(),
         }
     }
 }
@@ -510,6 +513,20 @@ impl Engine {
         false
     }
 
+    fn group_chain(&self, g: u32) -> Vec<u32> {
+        let mut out = Vec::new();
+        let mut cur = Some(g);
+        while let Some(x) = cur {
+            if out.len() > 10_000 {
+                break;
+            }
+            out.push(x);
+            cur = self.groups.get(x as usize).and_then(|gr| gr.parent);
+        }
+        out
+    }
+
+    #[allow(dead_code)]
     fn group_key(&self, g: u32) -> Option<u32> {
         let mut cur = Some(g);
         while let Some(x) = cur {
@@ -575,7 +592,8 @@ impl Engine {
         let mut conjs = self.v(v).conjs.clone();
         if let Some(label) = self.v(v).label {
             if label.is_def() {
-                let g = self.new_group(None, true);
+                let parent = conjs.first().and_then(|c| c.ci.parent);
+                let g = self.new_group(parent, true);
                 for c in &mut conjs {
                     if c.ci.group.is_none() {
                         c.ci.group = Some(g);
@@ -815,7 +833,7 @@ impl Engine {
                 let fv = self.eval(f, env);
                 match fv {
                     Val::Pre(Predeclared::Close) if args.len() == 1 => {
-                        let g = self.new_group(ci.parent, true);
+                        let g = self.new_group(ci.group.or(ci.parent), true);
                         let cci = CI {
                             group: Some(g),
                             parent: ci.parent,
@@ -985,7 +1003,7 @@ impl Engine {
         let new_ci = match new_ci {
             Some(c) => c,
             None => {
-                let g = self.new_group(ci.parent, true);
+                let g = self.new_group(ci.group.or(ci.parent), true);
                 CI {
                     group: Some(g),
                     parent: ci.parent,
@@ -1005,7 +1023,7 @@ impl Engine {
                     let g = match closed_group {
                         Some(g) => g,
                         None => {
-                            let g = self.new_group(ci.parent, true);
+                            let g = self.new_group(ci.group.or(ci.parent), true);
                             closed_group = Some(g);
                             g
                         }
@@ -1287,26 +1305,38 @@ impl Engine {
                 }
             }
         }
-        // Closedness.
-        let closed_groups: Vec<usize> = b
-            .groups
-            .iter()
-            .enumerate()
-            .filter(|(_, g)| self.group_closed(g.group))
-            .map(|(i, _)| i)
-            .collect();
-        if !closed_groups.is_empty() {
+        // Closedness: every closed group in the chain of a literal of this
+        // vertex restricts the regular fields to those declared by the
+        // literals that are members of that group.
+        let chains: Vec<Vec<u32>> = b.groups.iter().map(|g| self.group_chain(g.group)).collect();
+        let mut closed_set: Vec<u32> = Vec::new();
+        for chain in &chains {
+            for g in chain {
+                if self
+                    .groups
+                    .get(*g as usize)
+                    .map(|x| x.closed_self)
+                    .unwrap_or(false)
+                    && !closed_set.contains(g)
+                {
+                    closed_set.push(*g);
+                }
+            }
+        }
+        if !closed_set.is_empty() {
             self.vm(v).closed = true;
             let arcs: Vec<(Label, VId)> = self.v(v).arcs.iter().map(|(l, a)| (*l, *a)).collect();
+            let groups = b.groups.clone();
             for (label, arc) in arcs {
                 let Label::Regular(sym) = label else { continue };
-                for gi in &closed_groups {
-                    let key = self.group_key(b.groups[*gi].group);
+                for closed in &closed_set {
                     let mut allowed = false;
-                    for other in b.groups.clone() {
-                        if self.group_key(other.group) != key {
+                    let mut member_labels: Vec<Label> = Vec::new();
+                    for (other, chain) in groups.iter().zip(chains.iter()) {
+                        if !chain.contains(closed) {
                             continue;
                         }
+                        member_labels.extend(other.labels.iter().copied());
                         if other.open || other.labels.contains(&label) {
                             allowed = true;
                             break;
@@ -1323,8 +1353,7 @@ impl Engine {
                     }
                     if !allowed {
                         let name = self.interner.text(sym).to_string();
-                        let allowed_names: Vec<String> = b.groups[*gi]
-                            .labels
+                        let allowed_names: Vec<String> = member_labels
                             .iter()
                             .filter_map(|l| match l {
                                 Label::Regular(s) => Some(self.interner.text(*s).to_string()),
@@ -1408,7 +1437,10 @@ impl Engine {
                         false,
                     ));
                 }
-                Val::Cons(_) => value = Val::Top,
+                Val::Cons(c) => {
+                    self.vm(v).validators = c.validators.clone();
+                    value = Val::Top;
+                }
                 _ => {}
             }
         }
@@ -1636,6 +1668,7 @@ impl Engine {
         vm.disj = src.disj;
         vm.incomplete = src.incomplete;
         vm.closed = src.closed;
+        vm.validators = src.validators;
         vm.refs.extend(src.refs);
     }
 

@@ -122,7 +122,8 @@ impl Engine {
                     None => ok = false,
                 }
             }
-            return ok.then_some(Value::List(out));
+            let out = Value::List(out);
+            return (ok && self.run_validators(v, w, &out, errs)).then_some(out);
         }
         if vx.is_struct {
             let arcs: Vec<(Label, VId)> = vx.arcs.iter().map(|(l, a)| (*l, *a)).collect();
@@ -140,7 +141,8 @@ impl Engine {
                     None => ok = false,
                 }
             }
-            return ok.then_some(Value::Struct(out));
+            let out = Value::Struct(out);
+            return (ok && self.run_validators(v, w, &out, errs)).then_some(out);
         }
         match vx.value.clone() {
             Val::Atom(a) => Some(atom_value(&a)),
@@ -166,6 +168,36 @@ impl Engine {
                 None
             }
         }
+    }
+
+    fn run_validators(&mut self, v: VId, w: VId, value: &Value, errs: &mut Vec<PathError>) -> bool {
+        let validators = self.vs[w as usize].validators.clone();
+        for val in validators {
+            let mut args = vec![value.clone()];
+            args.extend(val.args.iter().cloned());
+            let msg = match (val.func.f)(&args) {
+                Ok(Value::Bool(true)) => continue,
+                Ok(_) => format!(
+                    "invalid value {} (does not satisfy {})",
+                    crate::eval::value_to_cue(value),
+                    val.name
+                ),
+                Err(e) => format!("invalid value {} ({e})", crate::eval::value_to_cue(value)),
+            };
+            let mut pos = self.vs[w as usize].decl_pos.clone();
+            pos.sort();
+            let err = Rc::new(Bottom {
+                code: crate::eval::code::INVALID,
+                msg,
+                pos,
+                incomplete: false,
+                hint: None,
+                causes: Vec::new(),
+            });
+            self.push_err(v, err, errs);
+            return false;
+        }
+        true
     }
 
     /// Reports fatal errors in definitions and hidden fields (not exported,
