@@ -32,7 +32,7 @@ pub use format::{
     BlobSource, CacheExport, CacheIndex, ExportLayer, ExportMount, ExportRecord, LayerDescriptor,
     StepHit, StepResult,
 };
-pub use local::{ImportSelector, LocalCache, LocalImport, PrunePolicy, PruneReport};
+pub use local::{ImportSelector, LocalCache, LocalImport, PrunePolicy, PruneReport, VerifyReport};
 pub use registry::{RegistryCache, RemoteBlobs, RemoteManifest};
 pub use spec::{CacheBackend, CacheSpec, CacheSpecs, Direction, Mode, Origin, Secret, SpecError};
 

@@ -84,6 +84,17 @@ pub struct PruneReport {
     pub kept_bytes: u64,
 }
 
+/// What [`LocalCache::verify`] found.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct VerifyReport {
+    /// Blobs whose content matches their digest.
+    pub valid: usize,
+    /// Blobs that did not match (now removed).
+    pub corrupt: Vec<Digest>,
+    /// Blobs referenced but absent.
+    pub missing: Vec<Digest>,
+}
+
 /// One entry of `index.json`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
@@ -563,6 +574,32 @@ impl LocalCache {
                 let name = item.file_name().to_string_lossy().into_owned();
                 if name.starts_with(INDEX_TEMP_PREFIX) || name.starts_with(LAYOUT_TEMP_PREFIX) {
                     let _ = fs::remove_file(item.path());
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Hashes every blob the entries use and removes the corrupt ones (so
+    /// the next export rewrites them). For `cuedag cache verify`.
+    pub fn verify(&self) -> Result<VerifyReport, Error> {
+        let index = self.read_index_strict()?;
+        let mut report = VerifyReport::default();
+        let mut seen = std::collections::HashSet::new();
+        for entry in &index.manifests {
+            for digest in self.referenced_blobs(entry) {
+                if !seen.insert(digest.clone()) {
+                    continue;
+                }
+                let path = self.blob_path(&digest);
+                match File::open(&path).and_then(Digest::of_reader) {
+                    Ok((found, _)) if found == digest => report.valid += 1,
+                    Ok(_) => {
+                        self.discard_corrupt(&digest, &path);
+                        report.corrupt.push(digest);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => report.missing.push(digest),
+                    Err(e) => return Err(Error::io(&path, e)),
                 }
             }
         }

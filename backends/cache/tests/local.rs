@@ -601,3 +601,34 @@ fn an_unreadable_index_is_never_overwritten() {
     assert!(logs.contains("cannot read index.json"), "{logs}");
     assert!(cache.prune(&PrunePolicy::default()).is_err());
 }
+
+#[test]
+fn verify_finds_and_removes_corrupt_blobs_and_reports_missing_ones() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("c");
+    let cache = LocalCache::new(&dir);
+    let export = chain_export(&["a", "b"], &[1, 2], LEN);
+    cache
+        .export(&export, "build", FormatOptions::default())
+        .unwrap();
+    let report = cache.verify().unwrap();
+    assert_eq!(report.valid, 4);
+    assert!(report.corrupt.is_empty() && report.missing.is_empty());
+
+    let corrupt = &export.layers[0].descriptor.digest;
+    fs::write(cache.blob_path(corrupt), vec![0u8; LEN]).unwrap();
+    let missing = &export.layers[1].descriptor.digest;
+    fs::remove_file(cache.blob_path(missing)).unwrap();
+    let (report, logs) = capture_logs(|| cache.verify().unwrap());
+    assert_eq!(report.valid, 2);
+    assert_eq!(report.corrupt, std::slice::from_ref(corrupt));
+    assert_eq!(report.missing, std::slice::from_ref(missing));
+    assert!(logs.contains("WARN"), "{logs}");
+    assert!(!cache.blob_path(corrupt).exists());
+    // The next export repairs both.
+    let repaired = cache
+        .export(&export, "build", FormatOptions::default())
+        .unwrap();
+    assert_eq!(repaired.blobs_written, 2);
+    assert_eq!(cache.verify().unwrap().valid, 4);
+}
