@@ -4,7 +4,7 @@
 //! 80 columns, strings quoted only when they would read back as another
 //! type or contain indicators).
 
-use super::{arg_list, format_float, func, invalid, R};
+use super::{arg_bytes, arg_list, format_float, func, invalid, R};
 use crate::value::{Package, Value};
 
 /// `encoding/yaml`.
@@ -13,6 +13,7 @@ pub(super) static PACKAGE: Package = Package {
     members: &[
         ("Marshal", func(1, marshal)),
         ("MarshalStream", func(1, marshal_stream)),
+        ("Unmarshal", func(1, unmarshal)),
     ],
 };
 
@@ -27,6 +28,47 @@ fn marshal(args: &[Value]) -> R {
 fn marshal_stream(args: &[Value]) -> R {
     let docs: Vec<String> = arg_list(args, 0)?.iter().map(to_yaml_document).collect();
     Ok(Value::String(docs.join("---\n")))
+}
+
+/// Converts a parsed YAML value: integers stay ints, keys become strings.
+fn from_yaml(v: &serde_yaml::Value) -> Value {
+    match v {
+        serde_yaml::Value::Null => Value::Null,
+        serde_yaml::Value::Bool(b) => Value::Bool(*b),
+        serde_yaml::Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                Value::Int(i128::from(i))
+            } else if let Some(u) = n.as_u64() {
+                Value::Int(i128::from(u))
+            } else {
+                Value::Float(n.as_f64().unwrap_or(f64::NAN))
+            }
+        }
+        serde_yaml::Value::String(s) => Value::String(s.clone()),
+        serde_yaml::Value::Sequence(items) => Value::List(items.iter().map(from_yaml).collect()),
+        serde_yaml::Value::Mapping(map) => Value::Struct(
+            map.iter()
+                .map(|(k, v)| {
+                    let key = match k {
+                        serde_yaml::Value::String(s) => s.clone(),
+                        serde_yaml::Value::Bool(b) => b.to_string(),
+                        serde_yaml::Value::Number(n) => n.to_string(),
+                        serde_yaml::Value::Null => "null".to_string(),
+                        other => format!("{other:?}"),
+                    };
+                    (key, from_yaml(v))
+                })
+                .collect(),
+        ),
+        serde_yaml::Value::Tagged(tagged) => from_yaml(&tagged.value),
+    }
+}
+
+fn unmarshal(args: &[Value]) -> R {
+    let bytes = arg_bytes(args, 0)?;
+    let parsed: serde_yaml::Value =
+        serde_yaml::from_slice(bytes).map_err(|e| invalid(format!("yaml: {e}")))?;
+    Ok(from_yaml(&parsed))
 }
 
 /// One YAML document for a value, ending with a newline.
@@ -631,6 +673,30 @@ mod tests {
             marshal(obj(vec![("long", s(long))])),
             "long: this is a very long string that goes on and on and on and on and on and on and\n  on and on and on and on and on\n"
         );
+    }
+
+    #[test]
+    fn unmarshal() {
+        let text = "name: app\nreplicas: 3\nratio: 0.5\ntags:\n  - a\n  - b\nempty: null\nflag: true\nq: yes\n";
+        let want = obj(vec![
+            ("name", s("app")),
+            ("replicas", i(3)),
+            ("ratio", Value::Float(0.5)),
+            ("tags", strs(&["a", "b"])),
+            ("empty", Value::Null),
+            ("flag", Value::Bool(true)),
+            ("q", s("yes")),
+        ]);
+        assert_eq!(call("encoding/yaml", "Unmarshal", &[s(text)]), Ok(want));
+        assert_eq!(
+            call("encoding/yaml", "Unmarshal", &[s("- 1\n- two\n")]),
+            Ok(list(vec![i(1), s("two")]))
+        );
+        assert_eq!(
+            call("encoding/yaml", "Unmarshal", &[s("plain")]),
+            Ok(s("plain"))
+        );
+        assert!(call("encoding/yaml", "Unmarshal", &[s("a: [1, 2")]).is_err());
     }
 
     #[test]
