@@ -705,6 +705,7 @@ fn print_outputs(outputs: &[ActionOutput], options: &DoOptions) -> ExitCode {
         Some(format) => format,
     };
     let text = match format {
+        _ if outputs.is_empty() => String::new(),
         "json" | "yaml" => {
             let object: serde_json::Map<String, serde_json::Value> = outputs
                 .iter()

@@ -628,7 +628,7 @@ impl Plan {
                 Kind::List => DeclaredKind::Other("list".into()),
                 Kind::Struct => DeclaredKind::Other("struct".into()),
                 Kind::Top => DeclaredKind::Other("_".into()),
-                Kind::Bottom => DeclaredKind::Other("_|_".into()),
+                Kind::Bottom => DeclaredKind::Other("incomplete".into()),
                 Kind::Disjunction => DeclaredKind::Other(self.eval.disjuncts(value).join(" | ")),
             },
         };
