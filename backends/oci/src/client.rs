@@ -131,6 +131,8 @@ impl RegistryClient {
         let http = reqwest::Client::builder()
             .user_agent(concat!("cuedag/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(std::time::Duration::from_secs(10))
+            // A stalled transfer fails instead of hanging the build.
+            .read_timeout(std::time::Duration::from_secs(120))
             .build()
             .map_err(|e| OciError::Http {
                 url: String::new(),
@@ -243,12 +245,13 @@ impl RegistryClient {
         let reference = reference.clone();
         let platform = platform.clone();
         run_blocking(move || {
-            let (top, manifest_digest) = match reference.digest() {
-                Some(d) => (d.clone(), None),
-                None => match store.get_ref(&reference.to_string(), &platform.to_string()) {
-                    Some(rec) => (rec.top, Some(rec.manifest)),
-                    None => return Ok(None),
-                },
+            let recorded = store.get_ref(&reference.to_string(), &platform.to_string());
+            let (top, manifest_digest) = match (reference.digest(), recorded) {
+                (Some(d), _) if store.contains(d) => (d.clone(), None),
+                // A tag, or a pinned reference recorded under another
+                // digest (mirror tag fallback).
+                (_, Some(rec)) => (rec.top, Some(rec.manifest)),
+                _ => return Ok(None),
             };
             let Ok(top_bytes) = store.read(&top) else {
                 return Ok(None);
@@ -425,7 +428,7 @@ impl RegistryClient {
         let platform_key = options.platform.to_string();
         let local = |store: &BlobStore| -> Option<Resolved> {
             match reference.digest() {
-                Some(d) if options.resolve_mode != ResolveMode::ForcePull => {
+                Some(d) if store.contains(d) => {
                     let bytes = store.read(d).ok()?;
                     let manifest_digest = match media::sniff(None, &bytes) {
                         media::Kind::Index => {
@@ -440,8 +443,7 @@ impl RegistryClient {
                         source: "store".into(),
                     })
                 }
-                Some(_) => None,
-                None => store
+                _ => store
                     .get_ref(&reference.to_string(), &platform_key)
                     .map(|r| Resolved {
                         digest: r.top,

@@ -205,6 +205,14 @@ async fn pinned_digest_through_a_mirror() {
         .unwrap_or_else(|e| panic!("{}", standin_missing(&e)));
     assert_ne!(image.digest.to_string(), pinned.split('@').nth(1).unwrap());
     assert_eq!(image.layers.len(), 1);
+    // A rerun of the pinned pull is served by the store (pinned references
+    // need no registry round trip).
+    let again = lenient
+        .pull(&reference, &PullOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(again.source, "store");
+    assert_eq!(again.manifest_digest, image.manifest_digest);
 }
 
 fn sample_tree(root: &Path, marker: &str) {
