@@ -551,6 +551,41 @@ impl RegistryClient {
         }))
     }
 
+    /// Makes sure the store holds a verified copy of blob `blob` of
+    /// `reference`'s repository, fetching it (through mirrors first) when it
+    /// is absent or corrupt. For callers that read manifests themselves,
+    /// such as a registry cache import fetching only the layers it needs.
+    pub async fn pull_blob(
+        &self,
+        reference: &Reference,
+        blob: &Digest,
+        credentials: Option<&Credentials>,
+    ) -> Result<()> {
+        let mut first_error = None;
+        for endpoint in self.config.pull_endpoints(reference.registry()) {
+            let repo = endpoint.repository(reference.repository());
+            let ctx = Ctx {
+                scope: format!("repository:{repo}:pull"),
+                creds: self.credentials_for(&endpoint, credentials),
+                endpoint: endpoint.clone(),
+                repo,
+            };
+            match self.ensure_blob(&ctx, blob).await {
+                Ok(()) => return Ok(()),
+                Err(error) => {
+                    tracing::warn!(endpoint = %endpoint.base_url, %blob, %error, "blob fetch failed");
+                    if first_error.is_none() || !endpoint.is_mirror {
+                        first_error = Some(error);
+                    }
+                }
+            }
+        }
+        Err(first_error.unwrap_or_else(|| OciError::Offline {
+            registry: reference.registry().to_owned(),
+            reason: "no mirror is configured for it".into(),
+        }))
+    }
+
     /// Pushes an image (blobs the registry lacks, then the manifest, tagged
     /// with the reference's tag, or by digest) and returns the manifest
     /// digest.

@@ -288,6 +288,23 @@ async fn push_then_pull_round_trip() {
         .unwrap();
     assert_eq!(again.manifest_digest, pushed);
 
+    // Single blobs can be fetched on their own, verified.
+    let blob_only = plain_client(&dir.path().join("blob-store"));
+    blob_only
+        .pull_blob(&reference, &layer.digest, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        blob_only.store().list().unwrap(),
+        vec![layer.digest.clone()]
+    );
+    let missing = Digest::of(b"not in the registry");
+    let err = blob_only
+        .pull_blob(&reference, &missing, None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "oci::not-found", "{err}");
+
     // Docker media types work too, and give a different digest.
     let docker = PushImage {
         docker_media_types: true,
