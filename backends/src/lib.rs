@@ -12,6 +12,7 @@ pub mod builtin;
 mod driver;
 pub mod events;
 pub mod executor;
+pub mod local;
 pub mod secret;
 
 pub use backend::{Backend, BackendSet, BoxFuture, SessionOptions, TaskContext, TaskRequest};
@@ -25,7 +26,22 @@ pub use secret::{Secret, SecretStore, SocketStore};
 /// The backends `cuedag do` uses, in the order they are asked: the
 /// built-in client-side and pure tasks first.
 pub fn default_backends() -> BackendSet {
-    BackendSet::new().with(std::sync::Arc::new(BuiltinTasks::default()))
+    let set = BackendSet::new().with(std::sync::Arc::new(BuiltinTasks::default()));
+    match local::LocalBackend::from_env() {
+        Ok(local) => set.with(std::sync::Arc::new(local)),
+        Err(error) => {
+            tracing::warn!("local backend unavailable: {error}");
+            set
+        }
+    }
+}
+
+/// The built-in tasks plus the local backend over the store at `store`
+/// (`--store`).
+pub fn backends_with_store(store: std::path::PathBuf) -> Result<BackendSet, BackendError> {
+    Ok(BackendSet::new()
+        .with(std::sync::Arc::new(BuiltinTasks::default()))
+        .with(std::sync::Arc::new(local::LocalBackend::new(store)?)))
 }
 
 /// Errors of task execution. Messages follow Dagger's where it has one.

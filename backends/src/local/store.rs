@@ -100,8 +100,10 @@ impl Store {
             "tmp",
         ] {
             let path = root.join(dir);
-            fs::create_dir_all(&path)
-                .map_err(io_error(format!("creating store directory `{}`", path.display())))?;
+            fs::create_dir_all(&path).map_err(io_error(format!(
+                "creating store directory `{}`",
+                path.display()
+            )))?;
         }
         Ok(Store { root })
     }
@@ -283,7 +285,8 @@ pub(crate) fn hash_entry(
             "dir".to_string()
         }
     } else if file_type.is_symlink() {
-        let target = fs::read_link(full).map_err(io_error(format!("reading `{}`", full.display())))?;
+        let target =
+            fs::read_link(full).map_err(io_error(format!("reading `{}`", full.display())))?;
         format!("symlink:{}", target.display())
     } else if file_type.is_file() {
         let mut file =
@@ -327,7 +330,10 @@ pub fn tree_digest(dir: &Path) -> Result<String, BackendError> {
             .to_string_lossy()
             .into_owned();
         let meta = entry.metadata().map_err(|error| {
-            BackendError::io(format!("reading `{}`", entry.path().display()), error.into())
+            BackendError::io(
+                format!("reading `{}`", entry.path().display()),
+                error.into(),
+            )
         })?;
         hash_entry(&mut hasher, &rel, entry.path(), &meta, None)?;
     }

@@ -239,11 +239,6 @@ impl Filter {
         Ok(Filter { include, exclude })
     }
 
-    /// Whether the filter keeps everything.
-    pub fn is_empty(&self) -> bool {
-        self.include.is_empty() && self.exclude.is_empty()
-    }
-
     fn prefixes(rel: &str) -> impl Iterator<Item = &str> {
         rel.match_indices('/')
             .map(move |(i, _)| &rel[..i])
@@ -272,7 +267,7 @@ impl Filter {
     /// Whether a directory's subtree may hold kept entries (so it is
     /// worth walking).
     pub fn may_descend(&self, rel: &str) -> bool {
-        !(self.excluded(rel) && !self.exclude.iter().any(|(_, negated)| *negated))
+        !self.excluded(rel) || self.exclude.iter().any(|(_, negated)| *negated)
     }
 
     /// Whether the entry `rel` is kept.
@@ -284,11 +279,7 @@ impl Filter {
 /// Copies the attributes (mode, owner, mtime) of `meta` onto `path`.
 pub fn copy_attributes(path: &Path, meta: &fs::Metadata) -> Result<(), BackendError> {
     if meta.file_type().is_symlink() {
-        let _ = rustix::fs::lchown(
-            path,
-            Some(rustix::fs::Uid::from_raw(meta.uid())),
-            Some(rustix::fs::Gid::from_raw(meta.gid())),
-        );
+        let _ = std::os::unix::fs::lchown(path, Some(meta.uid()), Some(meta.gid()));
         return Ok(());
     }
     std::os::unix::fs::lchown(path, Some(meta.uid()), Some(meta.gid()))
@@ -412,7 +403,8 @@ pub fn copy_tree(
             if !filter.may_descend(&child_rel) {
                 continue;
             }
-            fs::create_dir(&target).map_err(io_error(format!("creating `{}`", target.display())))?;
+            fs::create_dir(&target)
+                .map_err(io_error(format!("creating `{}`", target.display())))?;
             src.push(name);
             let kept = copy_tree(view, src, &target, filter, &child_rel)?;
             src.pop();
@@ -439,5 +431,10 @@ pub fn make_whiteout(path: &Path) -> Result<(), BackendError> {
         rustix::fs::Mode::empty(),
         0,
     )
-    .map_err(|error| BackendError::io(format!("creating whiteout `{}`", path.display()), error.into()))
+    .map_err(|error| {
+        BackendError::io(
+            format!("creating whiteout `{}`", path.display()),
+            error.into(),
+        )
+    })
 }
