@@ -279,6 +279,13 @@ fn extract_tar(reader: &mut dyn Read, dest: &Path) -> Result<ExtractStats> {
         let mtime = header.mtime().unwrap_or(0);
         let shown = raw_path.display().to_string();
 
+        // AUFS metadata (`.wh..wh.plnk`, `.wh..wh.aufs`) is not content.
+        if rel.components().any(|c| {
+            let bytes = c.as_os_str().as_bytes();
+            bytes.starts_with(b".wh..wh.") && bytes != OPAQUE_MARKER.as_bytes()
+        }) {
+            continue;
+        }
         if rel.as_os_str().is_empty() {
             if entry_type.is_dir() {
                 dir_fixes.push(DirFix {

@@ -117,6 +117,8 @@ fn sample_layer() -> Vec<u8> {
         .dir("var/", 0o700)
         .file("var/.wh..wh..opq", 0o644, b"")
         .file("var/new", 0o644, b"fresh\n")
+        .dir(".wh..wh.plnk/", 0o700)
+        .file(".wh..wh.plnk/123.4", 0o644, b"aufs")
         .dir("readonly/", 0o555)
         .file("readonly/inside", 0o444, b"ro\n")
         .finish()
@@ -161,6 +163,11 @@ fn check_sample(root: &Path) {
         "whiteout is a 0/0 char device"
     );
     assert!(!root.join("usr/.wh.old").exists());
+    assert!(
+        fs::symlink_metadata(root.join(".wh..wh.plnk")).is_err(),
+        "aufs metadata skipped"
+    );
+    assert!(fs::symlink_metadata(root.join(".wh.plnk")).is_err());
     assert!(
         is_opaque(&root.join("var")),
         "opaque marker becomes the xattr"
