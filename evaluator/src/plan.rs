@@ -131,3 +131,6 @@ impl PlanError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

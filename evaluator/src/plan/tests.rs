@@ -1,0 +1,221 @@
+//! Plan-model tests on in-memory plans with the embedded universe.
+
+use super::*;
+use crate::{LoadOptions, MemLoader};
+
+fn options(with: &[&str]) -> LoadOptions {
+    LoadOptions {
+        embedded: cuedag_universe::files()
+            .map(|(path, text)| (path.to_string(), text.to_string()))
+            .collect(),
+        overlays: with.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+fn load(text: &str, with: &[&str]) -> Result<Plan, PlanError> {
+    let mut loader = MemLoader::default();
+    loader.add("plan/build.cue", text);
+    Plan::load(&loader, &["plan".to_string()], &options(with))
+}
+
+/// A plan without `dagger.#Plan` at the root: tasks under `actions` only.
+const NOP_PLAN: &str = r#"
+package main
+
+import (
+	"dagger.io/dagger"
+	"dagger.io/dagger/core"
+)
+
+actions: {
+	// Say hi.
+	//
+	// More details.
+	greet: core.#Nop & {input: "hi"}
+	loud: core.#Nop & {input: greet.output + "!"}
+	_hidden: core.#Nop & {input: loud.output}
+	// A group.
+	group: {
+		// The inner one.
+		inner: core.#Nop & {input: _hidden.output}
+		_private: core.#Nop & {input: 3}
+	}
+	other: core.#Nop & {input: 1}
+	secret: core.#TrimSecret & {input: _secret}
+	_secret: dagger.#Secret
+	params: name: string
+	named: core.#Nop & {input: params.name}
+}
+"#;
+
+fn paths_in_order(plan: &Plan, target: &[&str]) -> Vec<String> {
+    let selected = plan.graph().select(&CuePath::new(target.iter().copied()));
+    selected
+        .topological_order()
+        .into_iter()
+        .map(|node| selected.graph[node].path.to_string())
+        .collect()
+}
+
+#[test]
+fn discovers_tasks_including_hidden_ones_in_declaration_order() {
+    let plan = load(NOP_PLAN, &[]).unwrap();
+    let tasks: Vec<String> = plan
+        .tasks()
+        .iter()
+        .map(|task| format!("{} {}", task.path, task.task_type))
+        .collect();
+    assert_eq!(
+        tasks,
+        [
+            "actions.greet Nop",
+            "actions.loud Nop",
+            "actions._hidden Nop",
+            "actions.group.inner Nop",
+            "actions.group._private Nop",
+            "actions.other Nop",
+            "actions.secret TrimSecret",
+            "actions.named Nop",
+        ]
+    );
+}
+
+#[test]
+fn selects_the_target_and_its_transitive_dependencies() {
+    let plan = load(NOP_PLAN, &[]).unwrap();
+    assert_eq!(
+        paths_in_order(&plan, &["actions", "group"]),
+        [
+            "actions.greet",
+            "actions.loud",
+            "actions._hidden",
+            "actions.group.inner",
+            "actions.group._private"
+        ]
+    );
+    assert_eq!(
+        paths_in_order(&plan, &["actions", "other"]),
+        ["actions.other"]
+    );
+}
+
+#[test]
+fn lists_actions_with_the_first_paragraph_of_their_docs() {
+    let mut plan = load(NOP_PLAN, &[]).unwrap();
+    let actions = plan.actions();
+    let names: Vec<(&str, &str)> = actions
+        .children
+        .iter()
+        .map(|c| (c.name.as_str(), c.doc.as_str()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("greet", "Say hi."),
+            ("loud", ""),
+            ("group", "A group."),
+            ("other", ""),
+            ("secret", ""),
+            ("named", "")
+        ]
+    );
+    let group = actions.find(&["group".to_string()]).unwrap();
+    let inner: Vec<&str> = group.children.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(inner, ["inner"]);
+    let (nearest, matched) = actions.nearest(&["group".to_string(), "nope".to_string()]);
+    assert_eq!((nearest.name.as_str(), matched), ("group", 1));
+}
+
+#[test]
+fn fill_back_makes_dependents_concrete() {
+    let mut plan = load(NOP_PLAN, &[]).unwrap();
+    let loud = CuePath::new(["actions", "loud"]);
+    let err = plan.task_inputs(&loud).unwrap_err();
+    assert!(matches!(err, PlanError::NotSet { .. }), "{err}");
+    plan.fill(
+        &CuePath::new(["actions", "greet"]),
+        &TaskValue::structure([("output", TaskValue::string("hi"))]),
+    )
+    .unwrap();
+    let inputs = plan.task_inputs(&loud).unwrap();
+    assert_eq!(inputs.get("input"), Some(&TaskValue::string("hi!")));
+    assert!(matches!(inputs.get("output"), Some(TaskValue::Declared(_))));
+    // A filled secret reference reaches the task as a secret id.
+    plan.fill(
+        &CuePath::new(["actions", "secret"]),
+        &TaskValue::structure([("output", TaskValue::Secret(SecretId("abc".into())))]),
+    )
+    .unwrap();
+    let names = plan.pending_outputs(&CuePath::new(["actions", "loud"]));
+    assert!(names.contains(&"output".to_string()), "{names:?}");
+}
+
+#[test]
+fn validation_reports_every_unset_input_with_positions() {
+    let mut plan = load(NOP_PLAN, &[]).unwrap();
+    let selected = plan.graph().select(&CuePath::new(["actions"]));
+    let err = plan.validate(&selected).unwrap_err();
+    let PlanError::NotSet { fields } = &err else {
+        panic!("{err}")
+    };
+    let paths: Vec<&str> = fields.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        ["actions.secret.input", "actions.named.input"],
+        "{err}"
+    );
+    assert!(
+        fields
+            .iter()
+            .all(|f| f.positions.iter().any(|p| p.file.contains("build.cue"))),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .starts_with("\"actions.secret.input\" is not set"),
+        "{err}"
+    );
+
+    let mut plan = load(NOP_PLAN, &["actions: params: name: \"x\""]).unwrap();
+    let selected = plan.graph().select(&CuePath::new(["actions", "named"]));
+    plan.validate(&selected).unwrap();
+    let flags = plan.input_flags(&CuePath::new(["actions", "params"]));
+    assert!(flags.is_empty(), "{flags:?}");
+}
+
+#[test]
+fn action_input_flags_are_the_unset_scalars() {
+    let mut plan = load(NOP_PLAN, &[]).unwrap();
+    let flags = plan.input_flags(&CuePath::new(["actions", "params"]));
+    assert_eq!(
+        flags,
+        [("name".to_string(), DeclaredKind::String, String::new())]
+    );
+}
+
+#[test]
+fn cycles_are_reported_by_path() {
+    let cycle = r#"
+package main
+
+import "dagger.io/dagger/core"
+
+actions: {
+	a: core.#Nop & {input: b.output}
+	b: core.#Nop & {input: c.output}
+	c: core.#Nop & {input: a.output}
+}
+"#;
+    let err = load(cycle, &[]).err().unwrap();
+    assert_eq!(
+        err.to_string(),
+        "dependency cycle between tasks: actions.a -> actions.b -> actions.c -> actions.a"
+    );
+    assert_eq!(err.code(), "P001");
+}
+
+#[test]
+fn conflicting_overlays_fail_the_load() {
+    let err = load(NOP_PLAN, &["actions: other: input: 2"]).err().unwrap();
+    assert!(err.to_string().contains("conflicting values"), "{err}");
+}
