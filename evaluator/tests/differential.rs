@@ -1060,20 +1060,30 @@ fn differential_corpus_against_reference() {
     for case in cases.iter().filter(|c| !differences.contains(&c.name)) {
         dirs.push(unpack(case, &work).unwrap_or_else(|e| panic!("{e}")));
     }
-    let oracle = {
-        let script = script.clone();
-        let dirs = dirs.clone();
-        std::thread::spawn(move || run_oracle(&script, &dirs))
-    };
+    // Two oracle processes (each compiles the wasm once) share the corpus.
+    let n_procs = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 2);
+    let oracles: Vec<_> = (0..n_procs)
+        .map(|k| {
+            let script = script.clone();
+            let chunk: Vec<PathBuf> = dirs.iter().skip(k).step_by(n_procs).cloned().collect();
+            std::thread::spawn(move || run_oracle(&script, &chunk))
+        })
+        .collect();
 
     // Meanwhile, run ours.
     let ours: Vec<Outcome> = cases.iter().map(our_outcome).collect();
 
-    let reference_results = match oracle.join() {
-        Ok(Ok(results)) => results,
-        Ok(Err(e)) => panic!("{e}"),
-        Err(_) => panic!("the oracle thread panicked"),
-    };
+    let mut reference_results = BTreeMap::new();
+    for oracle in oracles {
+        match oracle.join() {
+            Ok(Ok(results)) => reference_results.extend(results),
+            Ok(Err(e)) => panic!("{e}"),
+            Err(_) => panic!("the oracle thread panicked"),
+        }
+    }
     let _ = std::fs::remove_dir_all(&work);
 
     let mut failing: Vec<(String, String)> = Vec::new();
