@@ -279,7 +279,7 @@ impl RegistryClient {
             };
             for layer in manifest.layers() {
                 let d = digest::from_oci(layer.digest())?;
-                if !store.verify(&d)? {
+                if !store.verify_cached(&d)? {
                     return Ok(None);
                 }
             }
@@ -885,7 +885,7 @@ impl RegistryClient {
     async fn ensure_blob(&self, ctx: &Ctx, blob: &Digest) -> Result<()> {
         let store = self.store.clone();
         let wanted = blob.clone();
-        if run_blocking(move || store.verify(&wanted)).await? {
+        if run_blocking(move || store.verify_cached(&wanted)).await? {
             return Ok(());
         }
         let url = format!("{}/v2/{}/blobs/{blob}", ctx.endpoint.base_url, ctx.repo);

@@ -141,6 +141,34 @@ impl BlobStore {
         }
     }
 
+    /// Like [`BlobStore::verify`], but skips hashing when the blob was
+    /// verified before and its size, inode and mtime have not changed since
+    /// (a stamp under `<root>/verified/`). Content changed in place without
+    /// touching the mtime is still caught when the blob is read through
+    /// [`BlobStore::open_verified`] or [`BlobStore::read`].
+    pub fn verify_cached(&self, digest: &Digest) -> Result<bool> {
+        let path = self.blob_path(digest);
+        let stamp_path = self.root.join("verified").join(digest.hex());
+        let Some(stamp) = file_stamp(&path) else {
+            let _ = fs::remove_file(&stamp_path);
+            return Ok(false);
+        };
+        if fs::read_to_string(&stamp_path).is_ok_and(|s| s == stamp) {
+            return Ok(true);
+        }
+        let good = self.verify(digest)?;
+        if good {
+            let dir = self.root.join("verified");
+            let _ = fs::create_dir_all(&dir);
+            // After hashing, re-read the metadata: a concurrent rewrite
+            // (same content) may have replaced the file.
+            if let Some(stamp) = file_stamp(&path) {
+                let _ = fs::write(&stamp_path, stamp);
+            }
+        }
+        Ok(good)
+    }
+
     /// Opens a blob for reading; the reader hashes what it reads and, at the
     /// end of the blob, fails with an [`io::ErrorKind::InvalidData`] error
     /// (and removes the blob) if the content does not match `digest`.
@@ -296,4 +324,17 @@ impl Read for VerifiedReader {
         }
         Ok(n)
     }
+}
+
+fn file_stamp(path: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let m = fs::metadata(path).ok()?;
+    Some(format!(
+        "{} {} {} {} {}",
+        m.len(),
+        m.ino(),
+        m.dev(),
+        m.mtime(),
+        m.mtime_nsec()
+    ))
 }

@@ -124,3 +124,19 @@ fn digest_parsing() {
     let d = Digest::parse(&format!("sha256:{}", "a".repeat(64))).unwrap();
     assert_eq!(d.hex(), "a".repeat(64));
 }
+
+#[test]
+fn verify_cached_rehashes_only_after_a_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = BlobStore::open(dir.path()).unwrap();
+    let digest = store.put_bytes(b"stamped content").unwrap();
+    assert!(store.verify_cached(&digest).unwrap());
+    assert!(dir.path().join("verified").join(digest.hex()).is_file());
+    assert!(store.verify_cached(&digest).unwrap());
+    // Rewriting the file (new mtime) invalidates the stamp.
+    std::thread::sleep(std::time::Duration::from_millis(10));
+    std::fs::write(store.blob_path(&digest), b"stamped CONTENT").unwrap();
+    assert!(!store.verify_cached(&digest).unwrap());
+    assert!(!store.contains(&digest), "corrupt blob removed");
+    assert!(!store.verify_cached(&digest).unwrap(), "missing blob");
+}
