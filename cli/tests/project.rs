@@ -212,3 +212,45 @@ fn update_of_a_third_party_package_is_refused() {
     assert!(stderr(&output).contains("project::third-party-packages"));
     assert!(!scratch.path().join("cue.mod/pkg/dagger.io").exists());
 }
+
+#[test]
+fn info_shows_the_project_and_its_packages() {
+    let scratch = Scratch::new();
+    assert!(
+        cuedag(scratch.path(), &["project", "init", "-n", "example.com/ci"])
+            .status
+            .success()
+    );
+    let plan_dir = scratch.path().join("ci");
+    fs::create_dir_all(&plan_dir).unwrap();
+    fs::write(plan_dir.join("build.cue"), "package ci\n").unwrap();
+
+    let output = cuedag(scratch.path(), &["project", "info", "-p", "ci/build.cue"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    let root = fs::canonicalize(scratch.path()).unwrap();
+    assert!(
+        text.contains(&format!("Current dagger project in: {}\n", root.display())),
+        "{text}"
+    );
+    assert!(text.contains("Module: \"example.com/ci\"\n"), "{text}");
+    assert!(
+        text.contains("Package universe.dagger.io: 0.2.36 (embedded in cuedag)\n"),
+        "{text}"
+    );
+
+    assert!(cuedag(scratch.path(), &["project", "update"])
+        .status
+        .success());
+    let output = cuedag(&plan_dir, &["project", "info"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(
+        text.contains("Package dagger.io: 0.2.36 (vendored)\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Package universe.dagger.io: 0.2.36 (vendored)\n"),
+        "{text}"
+    );
+}

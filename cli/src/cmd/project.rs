@@ -1,5 +1,5 @@
-//! `cuedag project init [DIR] [--name NAME] [--template NAME]` and
-//! `cuedag project update`.
+//! `cuedag project init [DIR] [--name NAME] [--template NAME]`,
+//! `cuedag project update` and `cuedag project info [--plan PATH]`.
 //!
 //! `init` creates `cue.mod/module.cue` and `cue.mod/pkg/`. `update` vendors
 //! the `dagger.io` and `universe.dagger.io` packages embedded in the binary
@@ -30,6 +30,8 @@ pub enum ProjectCommand {
     Init(InitArgs),
     /// Vendor the dagger.io and universe.dagger.io packages into `cue.mod/pkg/`.
     Update(UpdateArgs),
+    /// Show where the project is and which dagger packages it uses.
+    Info(InfoArgs),
 }
 
 /// Arguments of `cuedag project init`.
@@ -62,11 +64,21 @@ pub struct UpdateArgs {
     pub private_key_password: Option<String>,
 }
 
+/// Arguments of `cuedag project info`.
+#[derive(Debug, clap::Args)]
+pub struct InfoArgs {
+    /// Path to the plan (a directory or a `.cue` file); the project is
+    /// searched from there upwards.
+    #[arg(short, long, default_value = ".")]
+    pub plan: PathBuf,
+}
+
 /// Runs `cuedag project`.
 pub fn run(args: Args) -> Result<ExitCode> {
     match args.command {
         ProjectCommand::Init(args) => init(&args),
         ProjectCommand::Update(args) => update(&args),
+        ProjectCommand::Info(args) => info(&args),
     }
 }
 
@@ -182,6 +194,55 @@ fn update(args: &UpdateArgs) -> Result<ExitCode> {
         cuedag_universe::VERSION,
         pkg_dir.display()
     ))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn info(args: &InfoArgs) -> Result<ExitCode> {
+    let start = if args.plan.is_file() {
+        args.plan
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default()
+    } else {
+        args.plan.clone()
+    };
+    let start = if start.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        start
+    };
+    let start = fs::canonicalize(&start)
+        .into_diagnostic()
+        .wrap_err_with(|| format!("reading plan path `{}`", args.plan.display()))?;
+    let root = find_project(&start).ok_or_else(|| {
+        miette!(
+            code = "project::not-found",
+            help = "run `cuedag project init` to create one (plans without one use the packages embedded in cuedag)",
+            "dagger project not found: no `cue.mod` in `{}` or its parents",
+            start.display()
+        )
+    })?;
+    let mut lines = vec![format!("Current dagger project in: {}", root.display())];
+    let module = fs::read_to_string(root.join("cue.mod/module.cue")).unwrap_or_default();
+    if let Some(name) = module
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("module:"))
+    {
+        lines.push(format!("Module: {}", name.trim()));
+    }
+    for module in cuedag_universe::MODULES {
+        let dir = root.join("cue.mod/pkg").join(module);
+        let version = fs::read_to_string(dir.join("cue.mod/version.txt"));
+        lines.push(match version {
+            Ok(version) => format!("Package {module}: {} (vendored)", version.trim()),
+            Err(_) if dir.exists() => format!("Package {module}: vendored, version unknown"),
+            Err(_) => format!(
+                "Package {module}: {} (embedded in cuedag)",
+                cuedag_universe::VERSION
+            ),
+        });
+    }
+    say(&lines.join("\n"))?;
     Ok(ExitCode::SUCCESS)
 }
 
