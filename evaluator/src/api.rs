@@ -47,7 +47,10 @@ impl EvalError {
     /// `cue export` style: `path: message` then indented positions.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        if self.path.is_empty() {
+        // Like `cue export`, errors raised by builtins, cycles and explicit
+        // bottoms carry no path.
+        let pathless = matches!(self.code, "E0408" | "E0410" | "E0413");
+        if self.path.is_empty() || pathless {
             out.push_str(&self.message);
         } else {
             out.push_str(&format!("{}: {}", self.path, self.message));

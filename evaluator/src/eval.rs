@@ -83,7 +83,7 @@ impl Atom {
 /// Formats a computed float like CUE does for simple cases.
 pub fn format_float(f: f64) -> String {
     if f.is_finite() && f == f.trunc() && f.abs() < 1e21 {
-        format!("{f:.1}")
+        format!("{f:.0}")
     } else {
         format!("{f}")
     }
@@ -413,7 +413,7 @@ struct Builder {
     struct_pos: Option<Pos>,
     leaves: Vec<Conj>,
     disjs: Vec<PendingDisj>,
-    comprs: Vec<Conj>,
+    comprs: Vec<(Conj, usize)>,
     lists: Vec<(Rc<ListLit>, Env, CI, u32)>,
     elems: Vec<(Rc<Vec<VId>>, Pos)>,
     groups: Vec<LitGroup>,
@@ -453,6 +453,7 @@ pub struct Engine {
     depth: u32,
     stack: Vec<VId>,
     regex_cache: HashMap<String, Option<regex::Regex>>,
+    insert_at: Option<(VId, usize)>,
 }
 
 type R<T> = Result<T, Rc<Bottom>>;
@@ -468,6 +469,7 @@ impl Engine {
             depth: 0,
             stack: Vec::new(),
             regex_cache: HashMap::new(),
+            insert_at: None,
         }
     }
 
@@ -656,7 +658,8 @@ impl Engine {
             }
             CK::Compr(_) => {
                 b.leaves.push(c.clone());
-                b.comprs.push(c);
+                let at = self.v(b.v).arcs.len();
+                b.comprs.push((c, at));
             }
             CK::Val(val, pos) => {
                 let (val, pos) = (val.clone(), *pos);
@@ -738,7 +741,17 @@ impl Engine {
             return *a;
         }
         let a = self.new_vertex(Some(v), Some(label));
-        self.vm(v).arcs.insert(label, a);
+        match self.insert_at {
+            Some((iv, idx)) if iv == v => {
+                let vm = self.vm(v);
+                let idx = idx.min(vm.arcs.len());
+                vm.arcs.shift_insert(idx, label, a);
+                self.insert_at = Some((iv, idx + 1));
+            }
+            _ => {
+                self.vm(v).arcs.insert(label, a);
+            }
+        }
         a
     }
 
@@ -764,26 +777,13 @@ impl Engine {
                 self.add_fields(b, &lit, env, g, fields_ci, true);
                 for decl in &lit.decls {
                     match decl {
-                        DeclC::Embed(x) if !matches!(x.kind, Ek::Struct(_)) => {
+                        DeclC::Embed(x) if !embed_inline(x) => {
                             let eci = CI {
                                 group: Some(g),
                                 parent: ci.parent,
                                 embedded: true,
                             };
                             self.add_expr(b, x, &fenv, eci);
-                        }
-                        DeclC::Compr(c) => {
-                            let conj = Conj {
-                                kind: CK::Compr(c.clone()),
-                                env: fenv.clone(),
-                                ci: CI {
-                                    group: Some(g),
-                                    parent: ci.parent,
-                                    embedded: true,
-                                },
-                            };
-                            b.leaves.push(conj.clone());
-                            b.comprs.push(conj);
                         }
                         _ => {}
                     }
@@ -798,8 +798,12 @@ impl Engine {
                 self.add_conj(b, conj);
             }
             Ek::Unify(parts) => {
+                let part_ci = CI {
+                    embedded: false,
+                    ..ci
+                };
                 for p in parts {
-                    self.add_expr(b, p, env, ci);
+                    self.add_expr(b, p, env, part_ci);
                 }
             }
             Ek::Disj(arms) => {
@@ -1142,7 +1146,7 @@ impl Engine {
                     }
                 }
                 DeclC::Embed(x) => {
-                    if inline_embeds && matches!(x.kind, Ek::Struct(_)) {
+                    if inline_embeds && embed_inline(x) {
                         let eci = CI {
                             group: Some(g),
                             parent: ci.parent,
@@ -1151,7 +1155,22 @@ impl Engine {
                         self.add_expr(b, x, &fenv, eci);
                     }
                 }
-                DeclC::Compr(_) => {}
+                DeclC::Compr(c) => {
+                    if inline_embeds {
+                        let conj = Conj {
+                            kind: CK::Compr(c.clone()),
+                            env: fenv.clone(),
+                            ci: CI {
+                                group: Some(g),
+                                parent: ci.parent,
+                                embedded: true,
+                            },
+                        };
+                        b.leaves.push(conj.clone());
+                        let at = self.v(b.v).arcs.len();
+                        b.comprs.push((conj, at));
+                    }
+                }
             }
         }
     }
@@ -1159,6 +1178,18 @@ impl Engine {
     fn add_val(&mut self, b: &mut Builder, val: Val, pos: Pos) {
         match val {
             Val::Top => {}
+            Val::Func(f, name) if f.validator && f.min_args == 1 => {
+                let cons = Val::Cons(Rc::new(Cons {
+                    kinds: kind::TOP,
+                    bounds: Vec::new(),
+                    validators: vec![Validator {
+                        func: f,
+                        args: Vec::new(),
+                        name,
+                    }],
+                }));
+                self.add_val(b, cons, pos);
+            }
             Val::Pkg(_) | Val::Func(..) | Val::Pre(_) => {
                 b.acc = Val::Bottom(bot(
                     code::OPERANDS,
@@ -1180,16 +1211,22 @@ impl Engine {
 
     fn run_comprehensions(&mut self, b: &mut Builder) {
         let mut i = 0;
+        let mut shift = 0usize;
         while i < b.comprs.len() {
-            let c = b.comprs[i].clone();
+            let (c, at) = b.comprs[i].clone();
             i += 1;
             let CK::Compr(compr) = &c.kind else { continue };
             let mut envs = Vec::new();
             match self.compr_envs(&compr.clauses, &c.env, &mut envs) {
                 Ok(()) => {
+                    let saved = self.insert_at.take();
+                    let before = self.v(b.v).arcs.len();
+                    self.insert_at = Some((b.v, at + shift));
                     for env in envs {
                         self.add_expr(b, &compr.body, &env, c.ci);
                     }
+                    self.insert_at = saved;
+                    shift += self.v(b.v).arcs.len() - before;
                 }
                 Err(err) => {
                     if err.incomplete {
@@ -1296,11 +1333,14 @@ impl Engine {
                             env,
                             Frame::Bind(vec![Binding::Val(Val::Atom(Atom::Str(name.clone())))]),
                         );
-                        self.vm(arc).conjs.push(Conj {
-                            kind: CK::Expr(value.clone()),
-                            env: env2,
-                            ci: *ci,
-                        });
+                        self.vm(arc).conjs.insert(
+                            0,
+                            Conj {
+                                kind: CK::Expr(value.clone()),
+                                env: env2,
+                                ci: *ci,
+                            },
+                        );
                     }
                 }
             }
@@ -1329,6 +1369,10 @@ impl Engine {
             let groups = b.groups.clone();
             for (label, arc) in arcs {
                 let Label::Regular(sym) = label else { continue };
+                // Optional fields are constraints: closedness does not apply.
+                if self.v(arc).optional {
+                    continue;
+                }
                 for closed in &closed_set {
                     let mut allowed = false;
                     let mut member_labels: Vec<Label> = Vec::new();
@@ -1885,7 +1929,10 @@ impl Engine {
                                     let vx = self.v(w);
                                     match &vx.value {
                                         Val::Bottom(_) => true,
-                                        Val::Top => !(vx.is_struct || vx.is_list),
+                                        Val::Top if vx.is_struct || vx.is_list => {
+                                            self.first_fatal(w, 0).is_some()
+                                        }
+                                        Val::Top => true,
                                         Val::Cons(_) => true,
                                         _ => false,
                                     }
@@ -2085,9 +2132,7 @@ impl Engine {
             Val::Pkg(p) => {
                 let name = self.label_name(label);
                 match p.member(&name) {
-                    Some(Member::Func(f)) => {
-                        Val::Func(f, Rc::from(format!("{}.{}", short_pkg(p.path), name)))
-                    }
+                    Some(Member::Func(f)) => Val::Func(f, Rc::from(format!("{}.{}", p.path, name))),
                     Some(Member::Const(c)) => value_to_val(self, &c(), pos),
                     None => Val::Bottom(bot(
                         code::UNDEFINED,
@@ -2784,16 +2829,32 @@ impl Engine {
     }
 }
 
+/// Embeddings processed in declaration order (struct literals and values
+/// from imported packages, which are already evaluated); others are
+/// processed after the literal's fields, as CUE does.
+fn embed_inline(x: &E) -> bool {
+    match &x.kind {
+        Ek::Struct(_) => true,
+        Ek::Select(base, _) => embed_inline_ref(base),
+        Ek::Unify(parts) => parts.first().map(|p| embed_inline(p)).unwrap_or(false),
+        _ => false,
+    }
+}
+
+fn embed_inline_ref(x: &E) -> bool {
+    match &x.kind {
+        Ek::Ref(Ref::Import(_)) => true,
+        Ek::Select(base, _) => embed_inline_ref(base),
+        _ => false,
+    }
+}
+
 fn walk(env: &Env, up: u32) -> Option<Rc<EnvFrame>> {
     let mut cur = env.clone()?;
     for _ in 0..up {
         cur = cur.parent.clone()?;
     }
     Some(cur)
-}
-
-fn short_pkg(path: &str) -> &str {
-    path.rsplit('/').next().unwrap_or(path)
 }
 
 /// A CUE label as written (quoted when needed).
@@ -2943,7 +3004,7 @@ fn simplify_cons(
                 false,
             ));
         }
-        if ln == un && kinds & kind::FLOAT == 0 {
+        if ln == un && *lop == BoundOp::Ge && *uop == BoundOp::Le {
             if let Atom::Int(i) = la {
                 return Val::Atom(Atom::Int(*i));
             }

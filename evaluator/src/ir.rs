@@ -463,7 +463,8 @@ impl<'a> Compiler<'a> {
                 ast::Decl::Field(f) => {
                     let name = match &f.label {
                         ast::Label::Ident(id) => Some(id.name.clone()),
-                        ast::Label::String(s) => s.as_plain(),
+                        // Quoted labels are not visible as identifiers.
+                        ast::Label::String(_) => None,
                         ast::Label::Alias(a) => {
                             if let Some(l) = self.static_label(&a.label) {
                                 scope.names.insert(a.alias.name.clone(), l);
@@ -546,7 +547,13 @@ impl<'a> Compiler<'a> {
         for decl in decls {
             match decl {
                 ast::Decl::Field(f) => {
-                    is_struct = true;
+                    let hidden_or_def = match &f.label {
+                        ast::Label::Ident(id) => id.is_hidden() || id.is_definition(),
+                        _ => false,
+                    };
+                    if !hidden_or_def {
+                        is_struct = true;
+                    }
                     self.field(f, &mut out);
                 }
                 ast::Decl::Embed(e) => {
@@ -587,9 +594,10 @@ impl<'a> Compiler<'a> {
                 }
             }
         }
+        let has_embed = decls.iter().any(|d| matches!(d, ast::Decl::Embed(_)));
         StructLit {
             decls: out,
-            is_struct,
+            is_struct: is_struct || !has_embed,
             pos: self.pos(span),
         }
     }
@@ -738,10 +746,6 @@ impl<'a> Compiler<'a> {
         let kind = match e {
             ast::Expr::Ident(id) => {
                 let r = self.resolve(&id.name);
-                if let Ref::Unresolved(name) = &r {
-                    self.errors
-                        .push((self.pos(id.span), format!("reference {name:?} not found")));
-                }
                 Ek::Ref(r)
             }
             ast::Expr::Top { .. } => Ek::Top,
