@@ -821,63 +821,6 @@ impl RegistryClient {
         }
     }
 
-    /// Asks the reference's own registry (never a mirror) for the size of
-    /// `blob` in the reference's repository (`HEAD`); `None` when absent.
-    pub async fn head_blob(
-        &self,
-        reference: &Reference,
-        blob: &Digest,
-        credentials: Option<&Credentials>,
-    ) -> Result<Option<u64>> {
-        let ctx = self.origin_ctx(reference, credentials);
-        let url = format!("{}/v2/{}/blobs/{blob}", ctx.endpoint.base_url, ctx.repo);
-        let resp = self.send(&ctx, || self.http.head(&url)).await?;
-        if resp.status() == StatusCode::NOT_FOUND {
-            return Ok(None);
-        }
-        let resp = expect_status(resp, &url, StatusCode::OK).await?;
-        let size = resp
-            .headers()
-            .get(CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok());
-        Ok(Some(size.unwrap_or(0)))
-    }
-
-    /// Downloads `blob` from the reference's own registry (never a mirror)
-    /// into memory, bypassing the store; `None` when absent. The bytes are
-    /// not verified: the caller checks the digest.
-    pub async fn fetch_blob(
-        &self,
-        reference: &Reference,
-        blob: &Digest,
-        credentials: Option<&Credentials>,
-    ) -> Result<Option<Vec<u8>>> {
-        let ctx = self.origin_ctx(reference, credentials);
-        let url = format!("{}/v2/{}/blobs/{blob}", ctx.endpoint.base_url, ctx.repo);
-        let resp = self.send(&ctx, || self.http.get(&url)).await?;
-        if resp.status() == StatusCode::NOT_FOUND {
-            return Ok(None);
-        }
-        let resp = expect_status(resp, &url, StatusCode::OK).await?;
-        let bytes = resp.bytes().await.map_err(|e| OciError::Http {
-            url: url.clone(),
-            source: e,
-        })?;
-        Ok(Some(bytes.to_vec()))
-    }
-
-    fn origin_ctx(&self, reference: &Reference, credentials: Option<&Credentials>) -> Ctx {
-        let endpoint = self.config.origin(reference.registry());
-        let repo = endpoint.repository(reference.repository());
-        Ctx {
-            scope: format!("repository:{repo}:pull"),
-            creds: self.credentials_for(&endpoint, credentials),
-            endpoint,
-            repo,
-        }
-    }
-
     fn credentials_for(
         &self,
         endpoint: &Endpoint,
