@@ -1176,14 +1176,17 @@ fn differential_corpus_against_reference() {
             .unwrap_or_else(|e| panic!("cannot write STATUS.md: {e}"));
     }
 
+    let failing_names: Vec<&str> = failing.iter().map(|(n, _)| n.as_str()).collect();
     assert!(
         problems.is_empty(),
-        "differential corpus: {} of {} cases agree; {} problem(s):\n\n{}\n\
+        "differential corpus: {} of {} cases agree; {} problem(s).\n\
+         disagreeing cases: {}\n\n{}\n\
          (our evaluator must match the reference; deliberate differences go in \
          fixtures/cue/eval/DIFFERENCES.md)",
         n_agree,
         cases.len(),
         problems.len(),
+        failing_names.join(" "),
         problems.join("\n")
     );
 }
