@@ -420,6 +420,7 @@ struct Builder {
     patterns: Vec<(Rc<E>, Rc<E>, Env, CI)>,
     expanding: Vec<VId>,
     incomplete: Option<Rc<Bottom>>,
+    cycle: Option<Rc<Bottom>>,
 }
 
 /// Closedness group data.
@@ -619,6 +620,7 @@ impl Engine {
             patterns: Vec::new(),
             expanding: Vec::new(),
             incomplete: None,
+            cycle: None,
         };
         for c in conjs {
             self.add_conj(&mut b, c);
@@ -626,6 +628,7 @@ impl Engine {
         if b.disjs.is_empty() {
             self.run_comprehensions(&mut b);
         }
+        let cycle = b.cycle.take();
         if b.disjs.is_empty() {
             self.finish(&mut b);
         } else {
@@ -634,6 +637,19 @@ impl Engine {
         self.stack.pop();
         self.vm(v).state = State::Done;
         self.depth -= 1;
+        if let Some(err) = cycle {
+            let nested = !self.stack.is_empty();
+            let vm = self.vm(v);
+            if !matches!(vm.value, Val::Atom(_)) && !vm.is_struct && !vm.is_list {
+                if vm.arcs.is_empty() && vm.disj.is_none() && nested {
+                    // Evaluate again once the cycle is broken.
+                    vm.state = State::New;
+                }
+                if matches!(vm.value, Val::Top) {
+                    vm.value = Val::Bottom(err);
+                }
+            }
+        }
     }
 
     fn record_ref(&mut self, target: VId) {
@@ -1199,6 +1215,10 @@ impl Engine {
                 ));
             }
             Val::V(_) => {}
+            Val::Bottom(e) if e.incomplete && e.code == code::CYCLE => {
+                // A reference cycle: other conjuncts may resolve it.
+                b.cycle.get_or_insert(e);
+            }
             other => {
                 let acc = std::mem::replace(&mut b.acc, Val::Top);
                 let mut positions = std::mem::take(&mut b.acc_pos);

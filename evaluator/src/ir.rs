@@ -603,6 +603,13 @@ impl<'a> Compiler<'a> {
     }
 
     fn field(&mut self, f: &ast::Field, out: &mut Vec<DeclC>) {
+        if f.constraint == ast::Constraint::Required {
+            self.errors.push((
+                self.pos(f.label.span()),
+                "expected label or ':', found '!' (required fields `a!:` are not part of CUE v0.4)"
+                    .into(),
+            ));
+        }
         let optional = !matches!(f.constraint, ast::Constraint::Regular);
         let doc = if f.doc.is_empty() {
             None

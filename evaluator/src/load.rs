@@ -343,6 +343,26 @@ impl LoadState<'_> {
             });
             parsed.push((file_id, path, parse.file));
         }
+        if main && want_name.is_none() {
+            let mut seen: Vec<(String, String)> = Vec::new();
+            for (_, path, f) in &parsed {
+                if let Some(p) = &f.package {
+                    if !seen.iter().any(|(n, _)| n == &p.name.name) {
+                        seen.push((p.name.name.clone(), path.clone()));
+                    }
+                }
+            }
+            if seen.len() > 1 {
+                let msg = format!(
+                    "found packages {:?} ({}) and {} ({})",
+                    seen[0].0,
+                    seen[0].1.trim_start_matches("./"),
+                    seen[1].0,
+                    seen[1].1.trim_start_matches("./")
+                );
+                self.problem(None, msg, "E0304");
+            }
+        }
         // Select files of the package.
         let name = match want_name {
             Some(n) => Some(n.to_string()),

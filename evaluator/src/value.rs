@@ -116,9 +116,9 @@ impl Value {
                 serde_json::Value::String(base64::engine::general_purpose::STANDARD.encode(b))
             }
             Value::List(l) => serde_json::Value::Array(l.iter().map(Value::to_json).collect()),
-            Value::Struct(s) => serde_json::Value::Object(
-                s.iter().map(|(k, v)| (k.clone(), v.to_json())).collect(),
-            ),
+            Value::Struct(s) => {
+                serde_json::Value::Object(s.iter().map(|(k, v)| (k.clone(), v.to_json())).collect())
+            }
         }
     }
 
