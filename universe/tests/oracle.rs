@@ -11,7 +11,10 @@
 //! - a plan with `// want <key>: <json>` lines is exported with
 //!   `cue export -e checks`; the export must succeed (which also fails on any
 //!   error elsewhere in the plan) and `checks` must hold exactly the wanted
-//!   keys with exactly the wanted values;
+//!   keys with exactly the wanted values. When `fixtures/plans/universe/<name>/`
+//!   exists, `tests/plans/<name>.cue` holds only the checks and is evaluated
+//!   as one package with the fixture's files (realistic plans, without
+//!   probes, that other tests can load too);
 //! - a plan with `// error: <text>` lines must fail `cue eval` with each text
 //!   in the error output;
 //! - the seed plan of `fixtures/go-hello/build.cue` (the persistent-cache
@@ -42,6 +45,20 @@ struct Plan {
     name: String,
     text: String,
     expectation: Expectation,
+    /// The fixture directory this plan checks, if any.
+    fixture: Option<PathBuf>,
+}
+
+impl Plan {
+    /// What to give `cue`: the file, or the package directory it joins.
+    fn target(&self) -> String {
+        match self.fixture {
+            Some(_) => format!("./{}", self.name.trim_end_matches(".cue")),
+            // Out of the module root: a package directory below the root
+            // would take in root files of the same package name.
+            None => format!("files/{}", self.name),
+        }
+    }
 }
 
 /// The result of one `cue` command run by the reference evaluator.
@@ -95,10 +112,14 @@ fn parse_plan(name: &str, text: &str) -> Plan {
         (true, false) => Expectation::Errors(errors),
         _ => panic!("{name}: a plan needs either `// want` lines or `// error:` lines"),
     };
+    let fixture = repo_root()
+        .join("fixtures/plans/universe")
+        .join(name.trim_end_matches(".cue"));
     Plan {
         name: name.to_owned(),
         text: text.to_owned(),
         expectation,
+        fixture: fixture.is_dir().then_some(fixture),
     }
 }
 
@@ -150,7 +171,19 @@ fn module(plans: &[Plan]) -> tempfile::TempDir {
     assert!(n_files > 30, "only {n_files} embedded files");
     copy_tree(&universe_dir().join("tests/probes"), &pkg);
     for plan in plans {
-        fs::write(dir.path().join(&plan.name), &plan.text).unwrap();
+        match &plan.fixture {
+            Some(fixture) => {
+                let package_dir = dir.path().join(plan.target());
+                fs::create_dir_all(&package_dir).unwrap();
+                copy_tree(fixture, &package_dir);
+                fs::write(package_dir.join("checks.cue"), &plan.text).unwrap();
+            }
+            None => {
+                let file = dir.path().join(plan.target());
+                fs::create_dir_all(file.parent().unwrap()).unwrap();
+                fs::write(file, &plan.text).unwrap();
+            }
+        }
     }
     fs::copy(
         repo_root().join("fixtures/go-hello/build.cue"),
@@ -215,9 +248,9 @@ fn batch() -> &'static Batch {
             .iter()
             .map(|plan| match plan.expectation {
                 Expectation::Checks(_) => {
-                    strings(&["export", &plan.name, "-e", "checks", "--out", "json"])
+                    strings(&["export", &plan.target(), "-e", "checks", "--out", "json"])
                 }
-                Expectation::Errors(_) => strings(&["eval", &plan.name]),
+                Expectation::Errors(_) => strings(&["eval", &plan.target()]),
             })
             .collect();
         commands.push(strings(&["eval", "go-hello.cue"]));
@@ -250,8 +283,8 @@ fn plans_export_their_wanted_checks() {
         };
         if outcome.code != 0 {
             failures.push(format!(
-                "{}: `cue export -e checks` failed:\n{}",
-                plan.name, outcome.stderr
+                "{}: `cue export -e checks` failed (code {}):\n{}{}",
+                plan.name, outcome.code, outcome.stdout, outcome.stderr
             ));
             continue;
         }
