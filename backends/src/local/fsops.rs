@@ -249,7 +249,7 @@ fn mkdir(view: &StackView<'_>, layer: &Path, inputs: &TaskValue) -> Result<(), B
     }
     if !bool_or(inputs, "parents", true) {
         let parent = &comps[..comps.len() - 1];
-        if !view.lookup(parent).is_some_and(|entry| entry.meta.is_dir()) {
+        if !parent.is_empty() && !view.lookup(parent).is_some_and(|entry| entry.meta.is_dir()) {
             return Err(failed(format!("mkdir {path}: no such file or directory")));
         }
     }
@@ -284,7 +284,7 @@ fn write_file(view: &StackView<'_>, layer: &Path, inputs: &TaskValue) -> Result<
         return Err(failed(format!("WriteFile {path}: is a directory")));
     }
     let parent = &comps[..comps.len() - 1];
-    if !view.lookup(parent).is_some_and(|entry| entry.meta.is_dir()) {
+    if !parent.is_empty() && !view.lookup(parent).is_some_and(|entry| entry.meta.is_dir()) {
         return Err(failed(format!(
             "WriteFile {path}: open {path}: no such file or directory"
         )));
