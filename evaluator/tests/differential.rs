@@ -1015,7 +1015,21 @@ fn short_reason(reference: &Outcome, ours: &Outcome) -> String {
         Outcome::Broken(why) => format!("broken: {}", why.lines().next().unwrap_or("")),
     };
     match (reference, ours) {
-        (Outcome::Json(_), Outcome::Json(_)) => "different JSON".to_string(),
+        (Outcome::Json(a), Outcome::Json(b)) => {
+            let diff = line_diff(&a.pretty(), &b.pretty());
+            let first = |mark: &str| {
+                diff.lines()
+                    .find_map(|l| l.strip_prefix(mark))
+                    .map(|l| l.trim().chars().take(70).collect::<String>())
+                    .unwrap_or_default()
+            };
+            let (ref_line, our_line) = (first("    - "), first("    + "));
+            if ref_line == our_line {
+                format!("different JSON: field order differs at `{ref_line}`")
+            } else {
+                format!("different JSON: reference `{ref_line}`, ours `{our_line}`")
+            }
+        }
         _ => format!("reference {}, ours {}", one_line(reference), one_line(ours)),
     }
     .replace('|', "\\|")
