@@ -475,10 +475,7 @@ fn run_options(options: DoOptions, global: &Global) -> ExitCode {
     let Some(node) = actions.find(&options.words).cloned() else {
         let (nearest, _) = actions.nearest(&options.words);
         let flags = loaded.plan.input_flags(&nearest.path);
-        err(&format!(
-            "action not found: {}\n\n",
-            options.words.join(" ")
-        ));
+        err(&format!("action not found: {}\n", options.words.join(" ")));
         out(&usage(&bin, nearest, &flags));
         return ExitCode::from(1);
     };

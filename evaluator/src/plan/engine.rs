@@ -517,6 +517,17 @@ impl Plan {
             if !self.reached_tasks(info.value, Some(owner), memo).is_empty() {
                 continue;
             }
+            // Report the unset values the field is computed from (such as
+            // `actions.params.name: string`), else the field itself.
+            let sources = self.unset_sources(info.value);
+            if !sources.is_empty() {
+                for source in sources {
+                    if !unset.iter().any(|field| field.path == source.path) {
+                        unset.push(source);
+                    }
+                }
+                continue;
+            }
             let reason = self
                 .eval
                 .not_concrete_reason(info.value)
@@ -530,6 +541,65 @@ impl Plan {
                 positions,
             });
         }
+    }
+
+    /// The non-concrete values that `value` references, transitively, and
+    /// that reference nothing themselves: where a value is missing.
+    fn unset_sources(&mut self, value: ValueId) -> Vec<UnsetField> {
+        let mut sources = Vec::new();
+        let mut visited = BTreeSet::new();
+        let mut queue = self.eval.references(value);
+        while let Some(reference) = queue.pop() {
+            if !visited.insert(reference.clone()) || visited.len() > 1000 {
+                continue;
+            }
+            let Some(target) = self.eval.lookup(&reference) else {
+                continue;
+            };
+            if self.eval.is_concrete(target) || self.reference_kind(target).is_some() {
+                continue;
+            }
+            let next = self.eval.references(target);
+            if next.is_empty() && self.eval.kind(target) == Kind::Struct {
+                // A struct referenced as a whole (`params.name` records
+                // `params`): its unset fields are the sources.
+                for info in self.eval.fields(target) {
+                    if matches!(info.selector, Selector::Field(_)) && !info.optional {
+                        queue.push(reference.child(info.selector));
+                    }
+                }
+            } else if next.is_empty() {
+                let reason = self
+                    .eval
+                    .not_concrete_reason(target)
+                    .map(|error| error.message)
+                    .filter(|message| !message.is_empty());
+                sources.push(UnsetField {
+                    path: cue_path(&reference).to_string(),
+                    reason,
+                    positions: self.field_locations(&reference),
+                });
+            } else {
+                queue.extend(next);
+            }
+        }
+        sources.sort_by(|a, b| a.path.cmp(&b.path));
+        sources
+    }
+
+    fn field_locations(&mut self, path: &Path) -> Vec<Location> {
+        let Some((last, parent)) = path.0.split_last() else {
+            return Vec::new();
+        };
+        let Some(parent) = self.eval.lookup(&Path(parent.to_vec())) else {
+            return Vec::new();
+        };
+        self.eval
+            .fields(parent)
+            .into_iter()
+            .find(|info| info.selector == *last)
+            .map(|info| info.locations)
+            .unwrap_or_default()
     }
 
     fn reference_kind(&mut self, value: ValueId) -> Option<DeclaredKind> {

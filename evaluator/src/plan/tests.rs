@@ -161,7 +161,7 @@ fn validation_reports_every_unset_input_with_positions() {
     let paths: Vec<&str> = fields.iter().map(|f| f.path.as_str()).collect();
     assert_eq!(
         paths,
-        ["actions.secret.input", "actions.named.input"],
+        ["actions.secret.input", "actions.params.name"],
         "{err}"
     );
     assert!(
