@@ -23,8 +23,59 @@ pub(super) static PACKAGE: Package = Package {
     ],
 };
 
+/// Rewrites the Perl classes `\d \w \s \b` (and negations) to their ASCII
+/// meaning, as in Go's RE2; the `regex` crate makes them Unicode-aware.
+fn go_syntax(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len());
+    let mut chars = pattern.chars();
+    let mut in_class = false;
+    let mut class_start = false;
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            let Some(e) = chars.next() else {
+                out.push(c);
+                break;
+            };
+            let replacement = match (in_class, e) {
+                (false, 'd') => Some("[0-9]"),
+                (false, 'D') => Some("[^0-9]"),
+                (false, 'w') => Some("[0-9A-Za-z_]"),
+                (false, 'W') => Some("[^0-9A-Za-z_]"),
+                (false, 's') => Some("[\\t\\n\\f\\r ]"),
+                (false, 'S') => Some("[^\\t\\n\\f\\r ]"),
+                (false, 'b') => Some("(?-u:\\b)"),
+                (false, 'B') => Some("(?-u:\\B)"),
+                (true, 'd') => Some("0-9"),
+                (true, 'w') => Some("0-9A-Za-z_"),
+                (true, 's') => Some("\\t\\n\\f\\r "),
+                _ => None,
+            };
+            match replacement {
+                Some(r) => out.push_str(r),
+                None => {
+                    out.push(c);
+                    out.push(e);
+                }
+            }
+            class_start = false;
+            continue;
+        }
+        if in_class {
+            if c == ']' && !class_start {
+                in_class = false;
+            }
+            class_start = class_start && c == '^';
+        } else if c == '[' {
+            in_class = true;
+            class_start = true;
+        }
+        out.push(c);
+    }
+    out
+}
+
 fn compile(pattern: &str) -> Result<regex::Regex, BuiltinError> {
-    regex::Regex::new(pattern).map_err(|e| {
+    regex::Regex::new(&go_syntax(pattern)).map_err(|e| {
         let detail = e.to_string();
         let last = detail.lines().last().unwrap_or("").trim();
         let reason = last.strip_prefix("error: ").unwrap_or(last);
@@ -207,6 +258,38 @@ mod tests {
                 &[s("a(\\d)"), s("a1 a2 a3"), i(2)]
             ),
             Ok(list(vec![strs(&["a1", "1"]), strs(&["a2", "2"])]))
+        );
+    }
+
+    #[test]
+    fn perl_classes_are_ascii_like_go() {
+        assert_eq!(
+            call("regexp", "Match", &[s("^\\w+$"), s("héllo")]),
+            Ok(Value::Bool(false))
+        );
+        assert_eq!(
+            call("regexp", "Match", &[s("^\\d+$"), s("١٢")]),
+            Ok(Value::Bool(false))
+        );
+        assert_eq!(
+            call("regexp", "Match", &[s("^\\s$"), s("\u{a0}")]),
+            Ok(Value::Bool(false))
+        );
+        assert_eq!(
+            call("regexp", "Find", &[s("\\bfoo\\b"), s("éfoo foo")]),
+            Ok(s("foo"))
+        );
+        assert_eq!(
+            call("regexp", "Match", &[s("^[\\w-]+$"), s("a-b_c")]),
+            Ok(Value::Bool(true))
+        );
+        assert_eq!(
+            call("regexp", "Match", &[s("(?i)^ABC$"), s("abc")]),
+            Ok(Value::Bool(true))
+        );
+        assert_eq!(
+            call("regexp", "Match", &[s("^[]a]+$"), s("]a")]),
+            Ok(Value::Bool(true))
         );
     }
 
