@@ -25,6 +25,8 @@ mod structs;
 mod time;
 mod yaml;
 
+pub use regexp::go_regex;
+
 /// Every builtin package, by import path.
 static PACKAGES: &[&Package] = &[
     &strings::PACKAGE,

@@ -74,8 +74,14 @@ fn go_syntax(pattern: &str) -> String {
     out
 }
 
+/// Compiles a pattern with Go RE2 meaning (ASCII `\d \w \s \b`); the
+/// evaluator can use it for `=~` and `!~` too.
+pub fn go_regex(pattern: &str) -> Result<regex::Regex, regex::Error> {
+    regex::Regex::new(&go_syntax(pattern))
+}
+
 fn compile(pattern: &str) -> Result<regex::Regex, BuiltinError> {
-    regex::Regex::new(&go_syntax(pattern)).map_err(|e| {
+    go_regex(pattern).map_err(|e| {
         let detail = e.to_string();
         let last = detail.lines().last().unwrap_or("").trim();
         let reason = last.strip_prefix("error: ").unwrap_or(last);
