@@ -246,20 +246,42 @@ impl LocalBackend {
         }
         let outputs = self.dispatch(task, context).await?;
         if !contains_secret(&outputs) {
-            let record = serde_json::json!({
-                "version": 1,
-                "type": task.task_type,
-                "path": task.path.to_string(),
-                "outputs": outputs,
-            });
-            store::write_atomic(
-                &record_path,
-                serde_json::to_string(&record)
-                    .unwrap_or_default()
-                    .as_bytes(),
-            )?;
+            self.save_record(&record_path, &task.task_type, "", &outputs)?;
         }
         Ok(outputs)
+    }
+
+    /// The outputs of the step record at `path` when it exists, its `tag`
+    /// field equals `tag` and every FS it names still exists.
+    pub(crate) fn load_tagged_record(&self, path: &Path, tag: &str) -> Option<TaskValue> {
+        let bytes = std::fs::read(path).ok()?;
+        let record: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+        if record.get("tag").and_then(serde_json::Value::as_str) != Some(tag) {
+            return None;
+        }
+        self.load_record(path)
+    }
+
+    /// Writes a step record atomically.
+    pub(crate) fn save_record(
+        &self,
+        path: &Path,
+        task: &str,
+        tag: &str,
+        outputs: &TaskValue,
+    ) -> Result<(), BackendError> {
+        let record = serde_json::json!({
+            "version": 1,
+            "type": task,
+            "tag": tag,
+            "outputs": outputs,
+        });
+        store::write_atomic(
+            path,
+            serde_json::to_string(&record)
+                .unwrap_or_default()
+                .as_bytes(),
+        )
     }
 
     fn load_record(&self, path: &Path) -> Option<TaskValue> {
