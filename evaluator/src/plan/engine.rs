@@ -213,17 +213,38 @@ impl Plan {
         &mut self.eval
     }
 
+    /// The field at `path` below `value`, navigating by fields so that an
+    /// unresolved disjunction (whose arms share the field) still works.
+    fn descend(&mut self, value: ValueId, path: &[Selector]) -> Option<ValueId> {
+        let mut current = value;
+        for selector in path {
+            let next = self
+                .eval
+                .fields(current)
+                .into_iter()
+                .find(|info| info.selector == *selector)
+                .map(|info| info.value);
+            current = match next {
+                Some(next) => next,
+                None => self
+                    .eval
+                    .lookup_from(current, &Path(vec![selector.clone()]))?,
+            };
+        }
+        Some(current)
+    }
+
     fn task_type(&mut self, value: ValueId) -> Option<String> {
         for pkg in [DAGGER_PACKAGE, CORE_PACKAGE] {
-            let marker = Path(vec![
+            let marker = [
                 field("$dagger"),
                 field("task"),
                 Selector::Hidden {
                     name: "_name".into(),
                     pkg: pkg.into(),
                 },
-            ]);
-            if let Some(name) = self.eval.lookup_from(value, &marker) {
+            ];
+            if let Some(name) = self.descend(value, &marker) {
                 if let Some(text) = self.eval.as_string(name) {
                     return Some(text);
                 }
@@ -245,7 +266,9 @@ impl Plan {
             stack.push((info.value, Path(vec![info.selector]), info.locations, 0));
         }
         while let Some((value, path, locations, depth)) = stack.pop() {
-            if depth > MAX_DEPTH || self.eval.kind(value) != Kind::Struct {
+            if depth > MAX_DEPTH
+                || !matches!(self.eval.kind(value), Kind::Struct | Kind::Disjunction)
+            {
                 continue;
             }
             if let Some(task_type) = self.task_type(value) {
@@ -268,7 +291,7 @@ impl Plan {
             let mut children = self.eval.fields(value);
             children.reverse();
             for info in children {
-                if info.definition || matches!(info.selector, Selector::Index(_)) {
+                if info.definition || info.optional || matches!(info.selector, Selector::Index(_)) {
                     continue;
                 }
                 if info.selector == field("$dagger") {
@@ -308,7 +331,7 @@ impl Plan {
     ) -> BTreeSet<usize> {
         let mut reached = BTreeSet::new();
         let mut visited: BTreeSet<Path> = BTreeSet::new();
-        let mut queue: Vec<Path> = self.eval.references(start);
+        let mut queue: Vec<Path> = self.references(start);
         while let Some(reference) = queue.pop() {
             if !visited.insert(reference.clone()) {
                 continue;
@@ -332,10 +355,26 @@ impl Plan {
                 continue;
             }
             if let Some(value) = self.eval.lookup(&reference) {
-                queue.extend(self.eval.references(value));
+                queue.extend(self.references(value));
             }
         }
         reached
+    }
+
+    /// The references of a subtree, without the prefixes of selector
+    /// chains: `client.env.NAME` also records `client` and `client.env`,
+    /// which would otherwise reach every task under `client`.
+    fn references(&mut self, value: ValueId) -> Vec<Path> {
+        let references = self.eval.references(value);
+        references
+            .iter()
+            .filter(|reference| {
+                !references.iter().any(|other| {
+                    other.0.len() > reference.0.len() && other.0.starts_with(&reference.0)
+                })
+            })
+            .cloned()
+            .collect()
     }
 
     fn dependencies(&mut self) -> Result<TaskGraph, PlanError> {
@@ -548,7 +587,7 @@ impl Plan {
     fn unset_sources(&mut self, value: ValueId) -> Vec<UnsetField> {
         let mut sources = Vec::new();
         let mut visited = BTreeSet::new();
-        let mut queue = self.eval.references(value);
+        let mut queue = self.references(value);
         while let Some(reference) = queue.pop() {
             if !visited.insert(reference.clone()) || visited.len() > 1000 {
                 continue;
@@ -559,7 +598,7 @@ impl Plan {
             if self.eval.is_concrete(target) || self.reference_kind(target).is_some() {
                 continue;
             }
-            let next = self.eval.references(target);
+            let next = self.references(target);
             if next.is_empty() && self.eval.kind(target) == Kind::Struct {
                 // A struct referenced as a whole (`params.name` records
                 // `params`): its unset fields are the sources.
@@ -742,7 +781,13 @@ impl Plan {
                 }
             };
         }
-        match self.eval.kind(value) {
+        let kind = match self.eval.kind(value) {
+            // An unresolved disjunction of structs (a client write before
+            // its contents are known) shows its common fields.
+            Kind::Disjunction if !self.eval.fields(value).is_empty() => Kind::Struct,
+            kind => kind,
+        };
+        match kind {
             Kind::Struct if depth < MAX_DEPTH => {
                 let mut fields = indexmap::IndexMap::new();
                 for info in self.eval.fields(value) {
