@@ -49,6 +49,8 @@ enum Command {
     Plan(cmd::plan::Args),
     /// Create or update a project (`project init`, `project update`).
     Project(cmd::project::Args),
+    /// Empty the local store, or trim it (`--keep-storage SIZE`).
+    Prune(cmd::prune::Args),
 }
 
 /// Options every subcommand shares (`--log-format`, `--log-level`,
@@ -126,6 +128,7 @@ fn main() -> ExitCode {
         Command::Do(args) => cmd::do_::run(args, &global),
         Command::Plan(args) => cmd::plan::run(args, &global),
         Command::Project(args) => cmd::project::run(args),
+        Command::Prune(args) => cmd::prune::run(args),
     };
     match result {
         Ok(code) => code,

@@ -78,6 +78,7 @@ pub struct LocalBackend {
     snapshots: Mutex<HashMap<String, Snapshot>>,
     started: tokio::sync::Mutex<HashMap<String, cuedag_sandbox::Running>>,
     session_lock: Mutex<Option<std::fs::File>>,
+    path_locks: crate::builtin::PathLocks,
 }
 
 impl std::fmt::Debug for LocalBackend {
@@ -102,6 +103,7 @@ impl LocalBackend {
             snapshots: Mutex::new(HashMap::new()),
             started: tokio::sync::Mutex::new(HashMap::new()),
             session_lock: Mutex::new(None),
+            path_locks: Default::default(),
         })
     }
 
@@ -197,8 +199,19 @@ impl LocalBackend {
     ) -> Result<TaskValue, BackendError> {
         let inputs = &task.inputs;
         match task.task_type.as_str() {
-            "ClientFilesystemRead" => client::read(self, inputs, context).await,
-            "ClientFilesystemWrite" => client::write(self, inputs, context).await,
+            "ClientFilesystemRead" | "ClientFilesystemWrite" => {
+                let path = crate::builtin::client_path(
+                    str_field(inputs, "path")?,
+                    &context.session.workdir,
+                );
+                let lock = self.path_locks.lock_for(&path);
+                let _guard = lock.lock().await;
+                if task.task_type == "ClientFilesystemRead" {
+                    client::read(self, inputs, context).await
+                } else {
+                    client::write(self, inputs, context).await
+                }
+            }
             "Source" => client::source(self, inputs, context).await,
             "Pull" => image::pull(self, inputs, context).await,
             "Push" => image::push(self, inputs, context).await,

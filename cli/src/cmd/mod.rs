@@ -6,6 +6,7 @@ pub mod export;
 pub mod parse;
 pub mod plan;
 pub mod project;
+pub mod prune;
 
 /// Prints an error report to stderr.
 pub fn print_report(report: &miette::Report) {
