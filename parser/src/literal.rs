@@ -348,6 +348,18 @@ fn check_separators(digits: &str) -> Result<(), NumberError> {
 
 /// Decodes a number literal.
 pub(crate) fn decode_number(lit: &str) -> Result<Number, NumberError> {
+    // Fast path: a plain decimal integer.
+    let bytes = lit.as_bytes();
+    if bytes.len() < 20
+        && bytes.iter().all(u8::is_ascii_digit)
+        && !(bytes.len() > 1 && bytes.first() == Some(&b'0'))
+    {
+        let mut v: i128 = 0;
+        for &b in bytes {
+            v = v * 10 + i128::from(b - b'0');
+        }
+        return Ok(Number::Int(v));
+    }
     let radix = match lit.get(..2) {
         Some("0x" | "0X") => Some(16),
         Some("0o" | "0O") => Some(8),

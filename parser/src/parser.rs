@@ -584,13 +584,14 @@ impl<'a> Parser<'a> {
             self.bump();
             loop {
                 match self.kind() {
-                    TokenKind::RParen | TokenKind::Eof => break,
+                    TokenKind::RParen | TokenKind::RBrace | TokenKind::Eof => break,
                     TokenKind::Comma => {
                         self.bump();
                         continue;
                     }
                     _ => {}
                 }
+                let before = (self.pos, self.virtual_comma);
                 if let Some(spec) = self.parse_import_spec() {
                     out.push(spec);
                 }
@@ -601,6 +602,10 @@ impl<'a> Parser<'a> {
                         self.error_expected(codes::E0201, "`,`, newline or `)` in import list");
                         self.recover(&[TokenKind::RParen]);
                     }
+                }
+                if (self.pos, self.virtual_comma) == before {
+                    // No progress: give up on the import list.
+                    break;
                 }
             }
             self.expect_close(TokenKind::RParen, open, "import list");
@@ -1370,7 +1375,7 @@ impl<'a> Parser<'a> {
                     "expected expression",
                 );
                 if self.kind() == TokenKind::Colon {
-                    diag = diag.with_help("a label and its `:` must stand on the same line");
+                    diag = diag.with_help("write a label before the `:`, e.g. `name: value`");
                 } else if self.kind() == TokenKind::Attribute {
                     diag = diag.with_help("attributes go after a field's value: `a: 1 @attr()`");
                 } else if self.kind() == TokenKind::Ellipsis {
@@ -1549,21 +1554,42 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// Parses the expression of `\(...)`: the inside is lexed on its own and
+    /// parsed by this parser with its token list swapped in.
     fn parse_interpolation(&mut self, inner: Span) -> Expr {
         let sub_text = self.text.get(inner.range()).unwrap_or_default();
-        let toks = lex_at(sub_text, inner.start);
-        let mut sub = Parser::new(self.text, toks, self.depth + 1, inner.end);
-        sub.too_deep = self.too_deep;
-        let expr = sub.parse_expr();
-        if sub.kind() != TokenKind::Eof {
-            sub.error_expected(codes::E0201, "`)` to end the interpolation");
+        let sub_toks = lex_at(sub_text, inner.start);
+        let saved_toks = std::mem::replace(&mut self.toks, sub_toks);
+        let saved_lex_errors = std::mem::take(&mut self.lex_error_starts);
+        let saved = (
+            self.pos,
+            self.prev_kind,
+            self.prev_end,
+            self.virtual_comma,
+            self.end,
+        );
+        self.pos = 0;
+        self.prev_kind = TokenKind::Comma;
+        self.prev_end = inner.start;
+        self.virtual_comma = false;
+        self.end = inner.end;
+        self.report_lex_errors();
+        self.skip_trivia();
+        self.depth += 1;
+        let expr = self.parse_expr();
+        if self.kind() != TokenKind::Eof {
+            self.error_expected(codes::E0201, "`)` to end the interpolation");
         }
-        if sub.too_deep {
-            self.too_deep = true;
-        }
-        for diag in sub.errors {
-            self.error(diag);
-        }
+        self.depth = self.depth.saturating_sub(1);
+        self.toks = saved_toks;
+        self.lex_error_starts = saved_lex_errors;
+        (
+            self.pos,
+            self.prev_kind,
+            self.prev_end,
+            self.virtual_comma,
+            self.end,
+        ) = saved;
         expr
     }
 }
