@@ -276,6 +276,8 @@ pub struct CI {
     pub parent: Option<u32>,
     /// Whether the conjunct is embedded in a literal of `group`.
     pub embedded: bool,
+    /// Expanded immediately (pattern constraints), never deferred.
+    pub immediate: bool,
 }
 
 /// What a conjunct is.
@@ -371,6 +373,8 @@ pub struct Vertex {
     pub closed: bool,
     /// Validators to check on the manifested struct or list.
     pub validators: Vec<Validator>,
+    /// A disjunct clone (its arm conjuncts come first).
+    pub clone: bool,
 }
 
 impl Vertex {
@@ -395,6 +399,7 @@ impl Vertex {
             incomplete: None,
             closed: false,
             validators: Vec::new(),
+            clone: false,
         }
     }
 }
@@ -421,6 +426,8 @@ struct Builder {
     expanding: Vec<VId>,
     incomplete: Option<Rc<Bottom>>,
     cycle: Option<Rc<Bottom>>,
+    deferred: Vec<(Rc<E>, Env, CI)>,
+    deferring: bool,
 }
 
 /// Closedness group data.
@@ -566,6 +573,7 @@ impl Engine {
                     group: Some(group),
                     parent: None,
                     embedded: false,
+                    immediate: false,
                 },
             });
         }
@@ -621,9 +629,21 @@ impl Engine {
             expanding: Vec::new(),
             incomplete: None,
             cycle: None,
+            deferred: Vec::new(),
+            // Deferring local references did not reproduce CUE's field order better.
+            deferring: false,
         };
         for c in conjs {
             self.add_conj(&mut b, c);
+        }
+        // References to local values are expanded after the literals, as
+        // CUE's evaluation queue does (this fixes the field order).
+        b.deferring = false;
+        while !b.deferred.is_empty() {
+            let batch = std::mem::take(&mut b.deferred);
+            for (e, env, ci) in batch {
+                self.add_expr(&mut b, &e, &env, ci);
+            }
         }
         if b.disjs.is_empty() {
             self.run_comprehensions(&mut b);
@@ -784,6 +804,7 @@ impl Engine {
                     group: Some(g),
                     parent: ci.parent,
                     embedded: ci.embedded,
+                    immediate: false,
                 };
                 b.leaves.push(Conj {
                     kind: CK::Fields(lit.clone(), g),
@@ -798,6 +819,7 @@ impl Engine {
                                 group: Some(g),
                                 parent: ci.parent,
                                 embedded: true,
+                                immediate: false,
                             };
                             self.add_expr(b, x, &fenv, eci);
                         }
@@ -816,6 +838,7 @@ impl Engine {
             Ek::Unify(parts) => {
                 let part_ci = CI {
                     embedded: false,
+                    immediate: false,
                     ..ci
                 };
                 for p in parts {
@@ -829,6 +852,11 @@ impl Engine {
                     arms: flat,
                     has_default,
                 });
+            }
+            Ek::Ref(_) | Ek::Select(..) | Ek::Index(..)
+                if b.deferring && !ci.immediate && !embed_inline_ref(e) =>
+            {
+                b.deferred.push((e.clone(), env.clone(), ci));
             }
             Ek::Ref(_) | Ek::Select(..) | Ek::Index(..) => {
                 let is_def = match &e.kind {
@@ -858,6 +886,7 @@ impl Engine {
                             group: Some(g),
                             parent: ci.parent,
                             embedded: false,
+                            immediate: false,
                         };
                         self.add_expr(b, &args[0], env, cci);
                     }
@@ -1028,6 +1057,7 @@ impl Engine {
                     group: Some(g),
                     parent: ci.parent,
                     embedded: false,
+                    immediate: false,
                 }
             }
         };
@@ -1052,6 +1082,7 @@ impl Engine {
                         group: Some(g),
                         parent: ci.parent,
                         embedded: false,
+                        immediate: false,
                     };
                 }
             }
@@ -1138,6 +1169,7 @@ impl Engine {
                             group: None,
                             parent: Some(g),
                             embedded: false,
+                            immediate: false,
                         },
                     });
                 }
@@ -1153,6 +1185,7 @@ impl Engine {
                             group: None,
                             parent: Some(g),
                             embedded: false,
+                            immediate: false,
                         },
                     ));
                 }
@@ -1167,6 +1200,7 @@ impl Engine {
                             group: Some(g),
                             parent: ci.parent,
                             embedded: true,
+                            immediate: false,
                         };
                         self.add_expr(b, x, &fenv, eci);
                     }
@@ -1180,6 +1214,7 @@ impl Engine {
                                 group: Some(g),
                                 parent: ci.parent,
                                 embedded: true,
+                                immediate: false,
                             },
                         };
                         b.leaves.push(conj.clone());
@@ -1358,7 +1393,10 @@ impl Engine {
                             Conj {
                                 kind: CK::Expr(value.clone()),
                                 env: env2,
-                                ci: *ci,
+                                ci: CI {
+                                    immediate: true,
+                                    ..*ci
+                                },
                             },
                         );
                     }
@@ -1527,6 +1565,7 @@ impl Engine {
                 group: None,
                 parent: Some(g),
                 embedded: false,
+                immediate: false,
             };
             let mut elems = Vec::new();
             for el in &lit.elems {
@@ -1651,16 +1690,23 @@ impl Engine {
         for (arms, is_default) in combos {
             let c = self.new_vertex(parent, label);
             {
-                let src = self.v(v).clone();
+                let src = self.v(v);
+                let (attrs, docs, decl_pos, optional) = (
+                    src.attrs.clone(),
+                    src.docs.clone(),
+                    src.decl_pos.clone(),
+                    src.optional,
+                );
                 let cv = self.vm(c);
-                cv.attrs = src.attrs;
-                cv.docs = src.docs;
-                cv.decl_pos = src.decl_pos;
-                cv.optional = src.optional;
+                cv.attrs = attrs;
+                cv.docs = docs;
+                cv.decl_pos = decl_pos;
+                cv.optional = optional;
             }
             let mut conjs = leaves.clone();
             conjs.extend(arms);
             self.vm(c).conjs = conjs;
+            self.vm(c).clone = true;
             self.eval_vertex(c);
             if let Some(err) = self.first_fatal(c, 0) {
                 errors.push(err);
@@ -1677,8 +1723,13 @@ impl Engine {
         }
         // Dedup.
         let mut unique: Vec<(VId, bool, String)> = Vec::new();
+        let single = survivors.len() == 1;
         for (c, d) in survivors {
-            let fp = self.fingerprint(c);
+            let fp = if single {
+                String::new()
+            } else {
+                self.fingerprint(c)
+            };
             if let Some(existing) = unique.iter_mut().find(|u| u.2 == fp) {
                 existing.1 |= d;
             } else {
@@ -1804,7 +1855,30 @@ impl Engine {
 
     /// A structural fingerprint for deduplication.
     fn fingerprint(&mut self, v: VId) -> String {
-        self.vertex_to_cue(v, 0)
+        self.fingerprint_rec(v, 0)
+    }
+
+    fn fingerprint_rec(&mut self, w: VId, depth: u32) -> String {
+        self.eval_vertex(w);
+        if depth > 40 {
+            return "...".into();
+        }
+        let vx = self.v(w);
+        if vx.disj.is_some() || !vx.is_struct {
+            return self.vertex_to_cue(w, depth);
+        }
+        let arcs: Vec<(Label, VId)> = vx.arcs.iter().map(|(l, a)| (*l, *a)).collect();
+        let mut parts: Vec<String> = Vec::new();
+        for (l, a) in arcs {
+            if matches!(l, Label::Let(_)) {
+                continue;
+            }
+            let opt = if self.v(a).optional { "?" } else { "" };
+            let inner = self.fingerprint_rec(a, depth + 1);
+            parts.push(format!("{l:?}{opt}:{inner}"));
+        }
+        parts.sort();
+        format!("{{{}}}", parts.join(","))
     }
 
     // ----- expressions -----
