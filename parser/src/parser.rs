@@ -454,8 +454,10 @@ impl<'a> Parser<'a> {
                     self.parse_import_decl(&mut file.imports);
                     self.expect_separator(&[]);
                 }
-                _ => {
-                    seen_decl = true;
+                kind => {
+                    // Attributes may stand between the package clause and
+                    // the imports.
+                    seen_decl |= kind != TokenKind::Attribute;
                     let decl = self.parse_decl();
                     file.decls.push(decl);
                     self.expect_separator(&[]);
