@@ -337,3 +337,100 @@ async fn push_then_pull_round_trip() {
         .await;
     assert_eq!(read.get("contents"), Some(&s(&nonce)));
 }
+
+#[tokio::test]
+async fn start_signal_stop() {
+    require_registry();
+    let h = Harness::shared();
+    let image = out(&pull(&h, "alpine:3.15").await);
+    let start = TaskValue::structure([
+        ("input", image),
+        (
+            "args",
+            args(&[
+                "sh",
+                "-c",
+                &format!(
+                    "trap 'exit 7' USR1; echo {}; while true; do sleep 0.1; done",
+                    nonce()
+                ),
+            ]),
+        ),
+        ("workdir", s("/")),
+        ("user", s("root:root")),
+    ]);
+    let started = h.run("Start", start.clone()).await;
+    assert_eq!(started, TaskValue::empty_struct());
+    // Give the shell time to install its trap.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    h.run(
+        "SendSignal",
+        TaskValue::structure([("input", start.clone()), ("signal", TaskValue::Int(10))]),
+    )
+    .await;
+    let stopped = h
+        .run(
+            "Stop",
+            TaskValue::structure([
+                ("input", start.clone()),
+                ("timeout", TaskValue::Int(5_000_000_000)),
+            ]),
+        )
+        .await;
+    assert_eq!(stopped.get("exit"), Some(&TaskValue::Int(7)));
+    let err = h
+        .try_run(
+            "Stop",
+            TaskValue::structure([("input", start), ("timeout", TaskValue::Int(0))]),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.starts_with("failed to stop"), "{err}");
+}
+
+#[tokio::test]
+async fn http_fetch_with_checksum() {
+    require_registry();
+    let h = Harness::shared();
+    let registry =
+        std::env::var("CUEDAG_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".into());
+    let url = format!("http://{registry}/v2/");
+    let body = "{}";
+    let checksum = {
+        use sha2::Digest as _;
+        format!(
+            "sha256:{}",
+            hex::encode(sha2::Sha256::digest(body.as_bytes()))
+        )
+    };
+    let fetched = h
+        .run(
+            "HTTPFetch",
+            TaskValue::structure([
+                ("source", s(&url)),
+                ("dest", s("/dl/v2.json")),
+                ("checksum", s(&checksum)),
+                ("permissions", TaskValue::Int(0o644)),
+            ]),
+        )
+        .await;
+    let read = h
+        .run(
+            "ReadFile",
+            TaskValue::structure([("input", out(&fetched)), ("path", s("/dl/v2.json"))]),
+        )
+        .await;
+    assert_eq!(read.get("contents"), Some(&s(body)));
+    let err = h
+        .try_run(
+            "HTTPFetch",
+            TaskValue::structure([
+                ("source", s(&url)),
+                ("dest", s("/x")),
+                ("checksum", s(&format!("sha256:{}", "0".repeat(64)))),
+            ]),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.contains("digest mismatch"), "{err}");
+}

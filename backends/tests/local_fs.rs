@@ -441,3 +441,112 @@ async fn dockerfile_needs_buildkit() {
         "`core.#Dockerfile` needs the BuildKit backend (not available yet)"
     );
 }
+
+#[tokio::test]
+async fn git_pull_from_a_local_repository() {
+    let h = Harness::new();
+    let repo = h.work.path().join("repo");
+    write(&repo, "README", "v1\n");
+    let git = |args: &[&str]| {
+        let status = std::process::Command::new("git")
+            .args([
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@e",
+                "-c",
+                "init.defaultBranch=main",
+            ])
+            .args(args)
+            .current_dir(&repo)
+            .output()
+            .unwrap();
+        assert!(status.status.success(), "git {args:?}: {status:?}");
+    };
+    git(&["init", "-q"]);
+    git(&["add", "."]);
+    git(&["commit", "-q", "-m", "one"]);
+    git(&["tag", "v1"]);
+    write(&repo, "README", "v2\n");
+    git(&["commit", "-q", "-am", "two"]);
+    let remote = format!("file://{}", repo.display());
+    for (reference, expected) in [("v1", "README=v1\n"), ("main", "README=v2\n")] {
+        let pulled = h
+            .run(
+                "GitPull",
+                TaskValue::structure([
+                    ("remote", s(&remote)),
+                    ("ref", s(reference)),
+                    ("keepGitDir", TaskValue::Bool(false)),
+                ]),
+            )
+            .await;
+        let written = h
+            .write_dir(&out(&pulled), &format!("git-{reference}"))
+            .await;
+        assert_eq!(listing(&written), vec![expected.to_string()]);
+    }
+    let err = h
+        .try_run(
+            "GitPull",
+            TaskValue::structure([("remote", s(&remote)), ("ref", s("no-such-ref"))]),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        err.starts_with(&format!("GitPull {remote}@no-such-ref:")),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn export_writes_an_image_archive() {
+    let h = Harness::new();
+    write(h.work.path(), "img/app/hello.txt", "hi\n");
+    let fs = h.read_dir("img", &[], &[]).await;
+    let exported = h
+        .run(
+            "Export",
+            TaskValue::structure([
+                ("input", fs),
+                (
+                    "config",
+                    TaskValue::structure([("cmd", TaskValue::List(vec![s("/app")]))]),
+                ),
+                ("tag", s("example.com/app:v1")),
+                ("type", s("oci")),
+                ("path", s("/out/image.tar")),
+            ]),
+        )
+        .await;
+    let image_id = exported.get("imageID").and_then(TaskValue::as_str).unwrap();
+    assert!(image_id.starts_with("sha256:"), "{image_id}");
+    let written = h.write_dir(&out(&exported), "exported").await;
+    let tar = std::fs::File::open(written.join("out/image.tar")).unwrap();
+    let names: Vec<String> = tar::Archive::new(tar)
+        .entries()
+        .unwrap()
+        .map(|entry| {
+            entry
+                .unwrap()
+                .path()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    assert!(names.contains(&"index.json".to_string()), "{names:?}");
+    assert!(names.contains(&"oci-layout".to_string()), "{names:?}");
+    let err = h
+        .try_run(
+            "Export",
+            TaskValue::structure([
+                ("input", TaskValue::Fs(FsRef::Scratch)),
+                ("tag", s("x:y")),
+                ("type", s("zip")),
+            ]),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err, "unsupported export type");
+}
