@@ -1,0 +1,159 @@
+//! End-to-end tests of `cuedag do` on a `dagger.#Plan` with client tasks
+//! (`fixtures/plans/cli/client.cue`): env, file reads and writes, commands.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_cuedag"))
+}
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures")
+}
+
+/// A temp dir holding `plan.cue` copied from `fixtures/plans/cli/<name>`.
+fn project(name: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(fixtures().join("plans/cli").join(name)).unwrap();
+    std::fs::write(dir.path().join("plan.cue"), text).unwrap();
+    dir
+}
+
+fn run_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(bin());
+    command.current_dir(dir).args(args);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("DAGGER_") {
+            command.env_remove(key);
+        }
+    }
+    command.env("DAGGER_LOG_FORMAT", "plain");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.output().unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn assert_exit(output: &Output, code: i32) {
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "stdout:\n{}\nstderr:\n{}",
+        stdout(output),
+        stderr(output)
+    );
+}
+
+#[test]
+fn unknown_action_shows_nearest_help() {
+    let dir = project("client.cue");
+    let output = run_in(dir.path(), &["do", "group", "nope"], &[]);
+    assert_exit(&output, 1);
+    assert!(
+        stderr(&output).contains("action not found: group nope"),
+        "{}",
+        stderr(&output)
+    );
+    let help = stdout(&output);
+    assert!(
+        help.contains("first") && help.contains("The first one."),
+        "{help}"
+    );
+    assert!(!help.contains("_hidden"), "{help}");
+}
+
+#[test]
+fn nested_actions_are_listed_with_help() {
+    let dir = project("client.cue");
+    let output = run_in(dir.path(), &["do"], &[]);
+    assert_exit(&output, 0);
+    let text = stdout(&output);
+    for (name, doc) in [
+        ("greet", "Greet someone."),
+        ("command", "Run a command on the client."),
+        ("group", "Nested actions."),
+    ] {
+        let line = text
+            .lines()
+            .find(|line| line.trim_start().starts_with(name))
+            .unwrap_or_default();
+        assert!(line.contains(doc), "{name}: {text}");
+    }
+    let output = run_in(dir.path(), &["do", "group", "--help"], &[]);
+    assert_exit(&output, 0);
+    assert!(
+        stdout(&output).contains("The first one."),
+        "{}",
+        stdout(&output)
+    );
+}
+
+#[test]
+fn client_env_and_write_end_to_end() {
+    let dir = project("client.cue");
+    let output = run_in(
+        dir.path(),
+        &["do", "greet", "--output-format", "json"],
+        &[("NAME", "bob")],
+    );
+    assert_exit(&output, 0);
+    let outputs: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(outputs["output"], "hello, bob");
+    let written = dir.path().join("greeting.txt");
+    assert_eq!(std::fs::read_to_string(&written).unwrap(), "hello, bob");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&written).unwrap().permissions().mode() & 0o777,
+        0o644
+    );
+    // The unrelated write did not run, and the unused variable was not read.
+    assert!(!dir.path().join("other.txt").exists());
+    let log = stderr(&output);
+    assert!(log.contains("client.env | completed"), "{log}");
+    assert!(!log.contains("other"), "{log}");
+}
+
+#[test]
+fn missing_client_env_fails_with_dagger_message() {
+    let dir = project("client.cue");
+    let output = run_in(dir.path(), &["do", "greet"], &[]);
+    assert_exit(&output, 1);
+    assert!(
+        stderr(&output).contains("client.env: environment variable \"NAME\" not set"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(!dir.path().join("greeting.txt").exists());
+}
+
+#[test]
+fn client_command_and_read_end_to_end() {
+    let dir = project("client.cue");
+    let output = run_in(
+        dir.path(),
+        &["do", "command", "--output-format", "json"],
+        &[("NAME", "x")],
+    );
+    assert_exit(&output, 0);
+    let outputs: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(outputs["output"], "from-echo x");
+
+    std::fs::write(dir.path().join("input.txt"), "file text\n").unwrap();
+    let output = run_in(dir.path(), &["do", "read", "--output-format", "plain"], &[]);
+    assert_exit(&output, 0);
+    assert_eq!(
+        stdout(&output),
+        "Field   Value\ninput   \"file text\\n\"\noutput  \"file text\\n\"\n"
+    );
+}
