@@ -13,6 +13,7 @@ mod driver;
 pub mod events;
 pub mod executor;
 pub mod local;
+pub mod remote_cache;
 pub mod secret;
 
 pub use backend::{Backend, BackendSet, BoxFuture, SessionOptions, TaskContext, TaskRequest};
