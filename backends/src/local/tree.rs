@@ -345,6 +345,11 @@ pub fn join(base: &Path, comps: &[String]) -> PathBuf {
 /// Places the file or symlink `entry` at `dest`: a hard link for regular
 /// files (layers are immutable), a copy when linking fails.
 pub fn place_entry(entry: &Entry, dest: &Path) -> Result<(), BackendError> {
+    // Never write through an entry placed earlier (a symlink could point
+    // out of the layer).
+    if fs::symlink_metadata(dest).is_ok_and(|meta| !meta.is_dir()) {
+        fs::remove_file(dest).map_err(io_error(format!("replacing `{}`", dest.display())))?;
+    }
     let file_type = entry.meta.file_type();
     if file_type.is_symlink() {
         let target = fs::read_link(&entry.path)
