@@ -77,6 +77,8 @@ pub struct DoOptions {
     pub output_format: Option<String>,
     /// `--jobs`.
     pub jobs: Option<usize>,
+    /// `--store` (local backend store directory).
+    pub store: Option<String>,
     /// `-h/--help`.
     pub help: bool,
     /// `--log-format` given after `do`.
@@ -137,6 +139,7 @@ impl DoOptions {
                 "--output" => "output",
                 "--output-format" => "output-format",
                 "-j" | "--jobs" => "jobs",
+                "--store" => "store",
                 "-h" | "--help" => "help",
                 "--log-format" => "log-format",
                 "-l" | "--log-level" => "log-level",
@@ -197,6 +200,7 @@ impl DoOptions {
                             })?,
                     )
                 }
+                "store" => options.store = Some(value),
                 "help" => options.help = truthy(&value)?,
                 "log-format" => options.log_format = Some(value),
                 "log-level" => options.log_level = Some(value),
@@ -369,6 +373,7 @@ const FLAGS_HELP: &str = "      --cache-from stringArray   Import build cache fr
       --output string            File to write the action outputs to (mode 0600)
       --output-format string     Format of the outputs: plain, json or yaml (default: plain on a terminal, else json)
   -p, --plan string              Path to the plan: a directory or a .cue file (default \".\")
+      --store string             Store of the local backend (default $CUEDAG_STORE, else ~/.cache/cuedag)
       --platform string          Target platform, os/arch[/variant] (experimental)
   -w, --with stringArray         CUE snippet unified with the plan before running
 ";
@@ -554,7 +559,11 @@ fn run_options(options: DoOptions, global: &Global) -> ExitCode {
     let format = global.log_format;
     let level = global.log_level;
     let renderer = std::thread::spawn(move || progress::render(events, format, level));
-    let result = execute(&mut plan, &selected, session, run_options, progress);
+    let store = options
+        .store
+        .clone()
+        .or_else(|| std::env::var("CUEDAG_STORE").ok());
+    let result = execute(&mut plan, &selected, session, run_options, progress, store);
     let _ = renderer.join();
     match result {
         Ok(report) => {
@@ -645,12 +654,18 @@ fn execute(
     session: SessionOptions,
     options: RunOptions,
     progress: Progress,
+    store: Option<String>,
 ) -> Result<RunReport, String> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|error| format!("starting the runtime: {error}"))?;
-    let executor = Executor::new(Arc::new(default_backends()), progress, session);
+    let backends = match store {
+        Some(store) => cuedag_backends::backends_with_store(expand_home(&store))
+            .map_err(|error| format!("opening the store: {error}"))?,
+        None => default_backends(),
+    };
+    let executor = Executor::new(Arc::new(backends), progress, session);
     let interrupt = CancellationToken::new();
     let on_signal = interrupt.clone();
     runtime.spawn(async move {
