@@ -434,3 +434,38 @@ async fn http_fetch_with_checksum() {
         .unwrap_err();
     assert!(err.contains("digest mismatch"), "{err}");
 }
+
+#[tokio::test]
+async fn concurrent_runs_on_one_store_run_a_step_once() {
+    require_registry();
+    let a = Harness::shared();
+    let b = Harness::shared();
+    let image = out(&pull(&a, "alpine:3.15").await);
+    let nonce = nonce();
+    let cache_id = format!("concurrent-{nonce}");
+    let inputs = exec_inputs(
+        &image,
+        &[
+            "sh",
+            "-c",
+            &format!("echo run >> /cache/count; sleep 0.3; echo {nonce} > /out"),
+        ],
+        vec![(
+            "mounts",
+            TaskValue::structure([(
+                "counter",
+                TaskValue::structure([
+                    ("dest", s("/cache")),
+                    ("type", s("cache")),
+                    ("contents", TaskValue::structure([("id", s(&cache_id))])),
+                ]),
+            )]),
+        )],
+    );
+    let (first, second) = tokio::join!(a.run("Exec", inputs.clone()), b.run("Exec", inputs));
+    assert_eq!(first, second);
+    let count =
+        std::fs::read_to_string(a.backend.store().cache_mount_path(&cache_id).join("count"))
+            .unwrap();
+    assert_eq!(count.lines().count(), 1, "the step ran twice");
+}

@@ -443,3 +443,89 @@ pub fn make_whiteout(path: &Path) -> Result<(), BackendError> {
         )
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn filter(include: &[&str], exclude: &[&str]) -> Filter {
+        let own = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        Filter::new(&own(include), &own(exclude)).unwrap()
+    }
+
+    #[test]
+    fn include_patterns_follow_buildkit() {
+        let f = filter(&["**/*.go", "go.mod"], &[]);
+        assert!(f.keeps("main.go"));
+        assert!(f.keeps("a/b/c.go"));
+        assert!(f.keeps("go.mod"));
+        assert!(
+            !f.keeps("sub/go.mod"),
+            "a plain name matches at the root only"
+        );
+        assert!(!f.keeps("README.md"));
+        let dir = filter(&["src"], &[]);
+        assert!(
+            dir.keeps("src/deep/file.txt"),
+            "a matched directory keeps its subtree"
+        );
+        assert!(!dir.keeps("other/file.txt"));
+        assert!(filter(&[], &[]).keeps("anything/at/all"));
+    }
+
+    #[test]
+    fn exclude_patterns_with_negation() {
+        let f = filter(&[], &["vendor", "**/*_test.go", "!keep_test.go"]);
+        assert!(!f.keeps("vendor/x/y.go"));
+        assert!(
+            f.excluded("vendor") && f.may_descend("vendor"),
+            "negations may re-include"
+        );
+        assert!(!f.keeps("pkg/a_test.go"));
+        assert!(f.keeps("keep_test.go"));
+        assert!(f.keeps("pkg/a.go"));
+        let plain = filter(&[], &["node_modules"]);
+        assert!(!plain.may_descend("node_modules"));
+        assert!(plain.may_descend("src"));
+    }
+
+    #[test]
+    fn components_clamp_at_the_root() {
+        assert_eq!(components("/a/./b/../c/"), vec!["a", "c"]);
+        assert_eq!(components("../../etc"), vec!["etc"]);
+        assert!(components("/").is_empty());
+    }
+
+    #[test]
+    fn view_honours_whiteouts_and_opaque_dirs() {
+        let base = tempfile::tempdir().unwrap();
+        let lower = base.path().join("lower");
+        let upper = base.path().join("upper");
+        fs::create_dir_all(lower.join("d")).unwrap();
+        fs::write(lower.join("d/old"), "old").unwrap();
+        fs::write(lower.join("gone"), "x").unwrap();
+        fs::create_dir_all(lower.join("o")).unwrap();
+        fs::write(lower.join("o/hidden"), "h").unwrap();
+        fs::create_dir_all(upper.join("d")).unwrap();
+        fs::write(upper.join("d/new"), "new").unwrap();
+        make_whiteout(&upper.join("gone")).unwrap();
+        fs::create_dir_all(upper.join("o")).unwrap();
+        rustix::fs::setxattr(
+            upper.join("o").as_path(),
+            OPAQUE_XATTR,
+            b"y",
+            rustix::fs::XattrFlags::empty(),
+        )
+        .unwrap();
+        fs::write(upper.join("o/shown"), "s").unwrap();
+        let layers = vec![lower, upper];
+        let view = StackView::new(&layers);
+        let names = |path: &str| view.list(&components(path)).into_keys().collect::<Vec<_>>();
+        assert_eq!(names("/"), vec!["d", "o"]);
+        assert_eq!(names("/d"), vec!["new", "old"]);
+        assert_eq!(names("/o"), vec!["shown"]);
+        assert!(view.lookup(&components("/gone")).is_none());
+        assert!(view.lookup(&components("/o/hidden")).is_none());
+        assert!(view.lookup(&components("/d/old")).is_some());
+    }
+}
