@@ -257,14 +257,12 @@ pub async fn start(
         .start(&spec, log_sink(context))
         .await
         .map_err(|error| failed(error.to_string()))?;
-    // The temp dir lives as long as the process: leak it into the store's
-    // tmp (prune empties it).
-    let _ = temp.keep();
+    // The upper and work directories live as long as the process.
     backend
         .started
         .lock()
         .await
-        .insert(start_key(inputs), running);
+        .insert(start_key(inputs), (running, temp));
     Ok(TaskValue::empty_struct())
 }
 
@@ -278,7 +276,7 @@ fn start_input(inputs: &TaskValue) -> Result<&TaskValue, BackendError> {
 /// `core.#Stop`.
 pub async fn stop(backend: &LocalBackend, inputs: &TaskValue) -> Result<TaskValue, BackendError> {
     let key = start_key(start_input(inputs)?);
-    let running = backend
+    let (running, _temp) = backend
         .started
         .lock()
         .await
@@ -303,7 +301,7 @@ pub async fn send_signal(
     let key = start_key(start_input(inputs)?);
     let signal = int_or(inputs, "signal", 15);
     let started = backend.started.lock().await;
-    let running = started.get(&key).ok_or_else(|| {
+    let (running, _) = started.get(&key).ok_or_else(|| {
         failed(format!(
             "failed to send signal {signal}: the container was not started in this run"
         ))

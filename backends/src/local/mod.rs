@@ -76,7 +76,7 @@ pub struct LocalBackend {
     registry: OnceLock<Result<cuedag_oci::RegistryClient, String>>,
     sandbox: OnceLock<Result<cuedag_sandbox::Sandbox, String>>,
     snapshots: Mutex<HashMap<String, Snapshot>>,
-    started: tokio::sync::Mutex<HashMap<String, cuedag_sandbox::Running>>,
+    started: tokio::sync::Mutex<HashMap<String, (cuedag_sandbox::Running, tempfile::TempDir)>>,
     session_lock: Mutex<Option<std::fs::File>>,
     path_locks: crate::builtin::PathLocks,
 }
@@ -485,10 +485,10 @@ impl Backend for LocalBackend {
 
     fn finish<'a>(&'a self) -> BoxFuture<'a, Result<(), BackendError>> {
         Box::pin(async move {
-            let running: Vec<cuedag_sandbox::Running> =
-                self.started.lock().await.drain().map(|(_, r)| r).collect();
-            for container in running {
+            let running: Vec<_> = self.started.lock().await.drain().collect();
+            for (_, (container, temp)) in running {
                 let _ = container.stop(std::time::Duration::ZERO).await;
+                drop(temp);
             }
             self.session_lock
                 .lock()
