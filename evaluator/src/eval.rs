@@ -278,6 +278,9 @@ pub struct CI {
     pub embedded: bool,
     /// Expanded immediately (pattern constraints), never deferred.
     pub immediate: bool,
+    /// The group of the struct this conjunct is an operand of an embedded
+    /// `&` expression in (`{ #D & {...} }`).
+    pub embed_in: Option<u32>,
 }
 
 /// What a conjunct is.
@@ -435,6 +438,10 @@ struct Builder {
 struct Group {
     parent: Option<u32>,
     closed_self: bool,
+    /// Closedness is checked through the embedding group (the parent).
+    delegate: bool,
+    /// Closed at its own level only (embedding, `close()`).
+    closed_here: bool,
 }
 
 /// A compiled package: its files' root literals.
@@ -500,6 +507,8 @@ impl Engine {
         self.groups.push(Group {
             parent,
             closed_self,
+            delegate: false,
+            closed_here: false,
         });
         (self.groups.len() - 1) as u32
     }
@@ -574,6 +583,7 @@ impl Engine {
                     parent: None,
                     embedded: false,
                     immediate: false,
+                    embed_in: None,
                 },
             });
         }
@@ -805,6 +815,7 @@ impl Engine {
                     parent: ci.parent,
                     embedded: ci.embedded,
                     immediate: false,
+                    embed_in: None,
                 };
                 b.leaves.push(Conj {
                     kind: CK::Fields(lit.clone(), g),
@@ -820,6 +831,7 @@ impl Engine {
                                 parent: ci.parent,
                                 embedded: true,
                                 immediate: false,
+                                embed_in: None,
                             };
                             self.add_expr(b, x, &fenv, eci);
                         }
@@ -836,10 +848,21 @@ impl Engine {
                 self.add_conj(b, conj);
             }
             Ek::Unify(parts) => {
-                let part_ci = CI {
-                    embedded: false,
-                    immediate: false,
-                    ..ci
+                let part_ci = if ci.embedded {
+                    // Operands of an embedded `&`: literals are their own
+                    // structs; definitions close the embedding struct.
+                    CI {
+                        group: None,
+                        parent: ci.parent,
+                        embedded: false,
+                        immediate: false,
+                        embed_in: ci.group,
+                    }
+                } else {
+                    CI {
+                        embedded: false,
+                        ..ci
+                    }
                 };
                 for p in parts {
                     self.add_expr(b, p, env, part_ci);
@@ -881,12 +904,16 @@ impl Engine {
                 let fv = self.eval(f, env);
                 match fv {
                     Val::Pre(Predeclared::Close) if args.len() == 1 => {
-                        let g = self.new_group(ci.group.or(ci.parent), true);
+                        let g = self.new_group(ci.group.or(ci.parent), false);
+                        if let Some(gr) = self.groups.get_mut(g as usize) {
+                            gr.closed_here = true;
+                        }
                         let cci = CI {
                             group: Some(g),
                             parent: ci.parent,
                             embedded: false,
                             immediate: false,
+                            embed_in: None,
                         };
                         self.add_expr(b, &args[0], env, cci);
                     }
@@ -1036,10 +1063,22 @@ impl Engine {
         let new_ci = if is_def {
             if ci.embedded {
                 if let Some(g) = ci.group {
+                    // `{#D, f: 1}`: closed over the union, at this level;
+                    // the definition's own structs stay closed below.
                     if let Some(gr) = self.groups.get_mut(g as usize) {
-                        gr.closed_self = true;
+                        gr.closed_here = true;
                     }
-                    Some(ci)
+                    let gd = self.new_group(Some(g), true);
+                    if let Some(gr) = self.groups.get_mut(gd as usize) {
+                        gr.delegate = true;
+                    }
+                    Some(CI {
+                        group: Some(gd),
+                        parent: ci.parent,
+                        embedded: false,
+                        immediate: false,
+                        embed_in: None,
+                    })
                 } else {
                     None
                 }
@@ -1051,6 +1090,23 @@ impl Engine {
         };
         let new_ci = match new_ci {
             Some(c) => c,
+            None if ci.embed_in.is_some() => {
+                let outer = ci.embed_in.unwrap_or_default();
+                if let Some(gr) = self.groups.get_mut(outer as usize) {
+                    gr.closed_here = true;
+                }
+                let g = self.new_group(Some(outer), true);
+                if let Some(gr) = self.groups.get_mut(g as usize) {
+                    gr.delegate = true;
+                }
+                CI {
+                    group: Some(g),
+                    parent: ci.parent,
+                    embedded: false,
+                    immediate: false,
+                    embed_in: None,
+                }
+            }
             None => {
                 let g = self.new_group(ci.group.or(ci.parent), true);
                 CI {
@@ -1058,6 +1114,7 @@ impl Engine {
                     parent: ci.parent,
                     embedded: false,
                     immediate: false,
+                    embed_in: None,
                 }
             }
         };
@@ -1083,6 +1140,7 @@ impl Engine {
                         parent: ci.parent,
                         embedded: false,
                         immediate: false,
+                        embed_in: None,
                     };
                 }
             }
@@ -1170,6 +1228,7 @@ impl Engine {
                             parent: Some(g),
                             embedded: false,
                             immediate: false,
+                            embed_in: None,
                         },
                     });
                 }
@@ -1186,6 +1245,7 @@ impl Engine {
                             parent: Some(g),
                             embedded: false,
                             immediate: false,
+                            embed_in: None,
                         },
                     ));
                 }
@@ -1201,6 +1261,7 @@ impl Engine {
                             parent: ci.parent,
                             embedded: true,
                             immediate: false,
+                            embed_in: None,
                         };
                         self.add_expr(b, x, &fenv, eci);
                     }
@@ -1215,6 +1276,7 @@ impl Engine {
                                 parent: ci.parent,
                                 embedded: true,
                                 immediate: false,
+                                embed_in: None,
                             },
                         };
                         b.leaves.push(conj.clone());
@@ -1407,17 +1469,26 @@ impl Engine {
         // vertex restricts the regular fields to those declared by the
         // literals that are members of that group.
         let chains: Vec<Vec<u32>> = b.groups.iter().map(|g| self.group_chain(g.group)).collect();
+        // Each closed group is checked against the literals that are its
+        // members (a definition embedded in a struct checks against the
+        // embedding struct's members).
         let mut closed_set: Vec<u32> = Vec::new();
         for chain in &chains {
-            for g in chain {
-                if self
-                    .groups
-                    .get(*g as usize)
-                    .map(|x| x.closed_self)
-                    .unwrap_or(false)
-                    && !closed_set.contains(g)
-                {
-                    closed_set.push(*g);
+            for (k, g) in chain.iter().enumerate() {
+                let Some(gr) = self.groups.get(*g as usize).copied() else {
+                    continue;
+                };
+                let counts = gr.closed_self || (k == 0 && gr.closed_here);
+                if !counts {
+                    continue;
+                }
+                let key = if gr.delegate {
+                    gr.parent.unwrap_or(*g)
+                } else {
+                    *g
+                };
+                if !closed_set.contains(&key) {
+                    closed_set.push(key);
                 }
             }
         }
@@ -1566,6 +1637,7 @@ impl Engine {
                 parent: Some(g),
                 embedded: false,
                 immediate: false,
+                embed_in: None,
             };
             let mut elems = Vec::new();
             for el in &lit.elems {
