@@ -10,7 +10,9 @@
 //! HTTP; credentials come from the explicit ones, else `auths.<host>` of
 //! `$DOCKER_CONFIG/config.json` or `~/.docker/config.json`.
 
-use cuedag_cache::format::{CacheExport, CacheIndex, LayerDescriptor};
+use std::collections::HashMap;
+
+use cuedag_cache::format::{self, BlobSource, CacheExport, CacheIndex, LayerDescriptor};
 use cuedag_cache::spec::{FormatOptions, RegistrySpec};
 use cuedag_cache::{
     CacheBackend, CacheSpec, Digest, Direction, ExportReport, Mode, RegistryCache, RemoteBlobs,
@@ -167,16 +169,25 @@ impl RemoteBlobs for OciRemote {
     }
 }
 
+/// Requests an export has in flight at once (`HEAD`s, then uploads).
+const PARALLEL_REQUESTS: usize = 4;
+
 /// A `type=registry` cache spec bound to its registry: export, import and
 /// layer fetches on the repository of its `ref`.
+///
+/// An export `HEAD`s every blob and uploads the missing ones a few at a
+/// time, then hands over to [`RegistryCache::export`] (which finds every
+/// blob present without asking again) for the manifest.
 #[derive(Debug)]
-pub struct RemoteCache {
-    cache: RegistryCache<OciRemote>,
+pub struct RemoteCache<R = OciRemote> {
+    cache: RegistryCache<Prefetched<R>>,
     spec: RegistrySpec,
     direction: Direction,
+    /// One export at a time (they share the prefetched sizes).
+    exporting: tokio::sync::Mutex<()>,
 }
 
-impl RemoteCache {
+impl RemoteCache<OciRemote> {
     /// Binds a `type=registry` `spec` to a client over `store` with the
     /// registry settings `registries` (its mirrors are ignored: the cache
     /// talks to the `ref`'s registry only; its insecure hosts are kept) and
@@ -212,11 +223,7 @@ impl RemoteCache {
         docker: DockerConfig,
         credentials: Option<Credentials>,
     ) -> Result<Self, BackendError> {
-        let registry = match &spec.backend {
-            CacheBackend::Registry(registry) => registry.clone(),
-            CacheBackend::Local(_) => return Err(wrong_type(spec, "local")),
-            CacheBackend::Gha(_) => return Err(wrong_type(spec, "gha")),
-        };
+        let registry = registry_spec(spec)?;
         registries.mirrors.clear();
         let client = RegistryClient::new(store, registries, docker)
             .map_err(|e| BackendError::Failed(format!("{}: {e}", spec.source_name())))?;
@@ -226,21 +233,32 @@ impl RemoteCache {
                 spec.source_name()
             ))
         })?;
+        Self::with_remote(spec, remote)
+    }
+}
+
+impl<R> RemoteCache<R>
+where
+    R: RemoteBlobs + Clone + Send + Sync + 'static,
+{
+    /// Binds a `type=registry` `spec` to `remote`, which must be bound to
+    /// the repository of the spec's `ref` (e.g. an [`OciRemote`] behind a
+    /// decorator).
+    pub fn with_remote(spec: &CacheSpec, remote: R) -> Result<Self, BackendError> {
         Ok(RemoteCache {
-            cache: RegistryCache::new(remote),
-            spec: registry,
+            cache: RegistryCache::new(Prefetched {
+                inner: remote,
+                present: std::sync::Mutex::new(HashMap::new()),
+            }),
+            spec: registry_spec(spec)?,
             direction: spec.direction,
+            exporting: tokio::sync::Mutex::new(()),
         })
     }
 
-    /// The underlying cache logic (and, through it, the remote).
-    pub fn cache(&self) -> &RegistryCache<OciRemote> {
-        &self.cache
-    }
-
     /// The remote.
-    pub fn remote(&self) -> &OciRemote {
-        self.cache.remote()
+    pub fn remote(&self) -> &R {
+        &self.cache.remote().inner
     }
 
     /// `mode=`: with `min` the caller exports the steps of the final results
@@ -269,12 +287,93 @@ impl RemoteCache {
         self.spec.export_tag()
     }
 
-    /// Pushes `export` under the `ref`'s tag in the spec's format: blobs the
-    /// registry lacks (each `HEAD`ed first), then the manifest.
+    /// Pushes `export` under the `ref`'s tag in the spec's format: `HEAD`s
+    /// every blob and uploads (verified) those the registry lacks, a few at
+    /// a time, then pushes the manifest. An unchanged export uploads no blob.
     pub async fn export(&self, export: &CacheExport) -> Result<ExportReport, cuedag_cache::Error> {
-        self.cache
-            .export(export, self.spec.export_tag(), self.spec.format)
-            .await
+        let _one_at_a_time = self.exporting.lock().await;
+        let prefetched = self.cache.remote();
+        prefetched.clear();
+        let uploaded = self.upload_missing(export).await;
+        let result = match uploaded {
+            Ok((blobs, bytes)) => self
+                .cache
+                .export(export, self.spec.export_tag(), self.spec.format)
+                .await
+                .map(|mut report| {
+                    report.blobs_present =
+                        (report.blobs_present + report.blobs_written).saturating_sub(blobs);
+                    report.blobs_written += blobs;
+                    report.bytes_written += bytes;
+                    report
+                }),
+            Err(error) => Err(error),
+        };
+        prefetched.clear();
+        result
+    }
+
+    /// The parallel pass of [`RemoteCache::export`]: returns the number of
+    /// blobs uploaded and their bytes, and leaves every blob's size in the
+    /// prefetched map.
+    async fn upload_missing(
+        &self,
+        export: &CacheExport,
+    ) -> Result<(usize, u64), cuedag_cache::Error> {
+        let built = format::build(export, self.spec.format)?;
+        let config_source = BlobSource::Bytes(built.config.bytes.clone());
+        let blobs: Vec<(&Digest, u64, &BlobSource)> = built
+            .layers
+            .iter()
+            .map(|l| (&l.descriptor.digest, l.descriptor.size, &l.source))
+            .chain(std::iter::once((
+                &built.config.descriptor.digest,
+                built.config.descriptor.size,
+                &config_source,
+            )))
+            .collect();
+        let remote = self.remote();
+        let heads = limited(blobs.iter().map(|(digest, _, _)| {
+            let (remote, digest) = (remote.clone(), (*digest).clone());
+            async move {
+                let found = remote.head_blob(&digest).await;
+                found.map_err(|e| remote_error("HEAD blob", &digest, e))
+            }
+        }))
+        .await?;
+        let prefetched = self.cache.remote();
+        let mut missing = Vec::new();
+        for ((digest, size, source), found) in blobs.iter().zip(heads) {
+            if found == Some(*size) {
+                prefetched.remember(digest, *size);
+            } else {
+                missing.push((*digest, *size, *source));
+            }
+        }
+        let uploads = missing.iter().map(|(digest, _, source)| {
+            let (remote, digest) = (remote.clone(), (*digest).clone());
+            let bytes = source.read();
+            async move {
+                let bytes = bytes?;
+                let found = Digest::of_bytes(&bytes);
+                if found != digest {
+                    return Err(cuedag_cache::Error::DigestMismatch {
+                        expected: digest,
+                        found,
+                        size: bytes.len() as u64,
+                    });
+                }
+                let pushed = remote.put_blob(&digest, bytes).await;
+                pushed.map_err(|e| remote_error("PUT blob", &digest, e))
+            }
+        });
+        limited(uploads).await?;
+        let mut bytes = 0;
+        for (digest, size, _) in &missing {
+            prefetched.remember(digest, *size);
+            bytes += size;
+        }
+        Ok((missing.len(), bytes))
     }
 
     /// Reads the cache manifest at the `ref` (its digest, else its tag) and
@@ -284,10 +383,139 @@ impl RemoteCache {
         self.cache.import(self.spec.import_reference()).await
     }
 
+    /// Like [`RemoteCache::import`], at another tag or digest of the same
+    /// repository.
+    pub async fn import_from(&self, reference: &str) -> CacheIndex {
+        self.cache.import(reference).await
+    }
+
     /// Fetches one layer of a hit, verified; `None` (with a warning) if it
     /// is missing, corrupt or unreachable, which the caller treats as a miss.
     pub async fn fetch_layer(&self, layer: &LayerDescriptor) -> Option<Vec<u8>> {
         self.cache.fetch_layer(layer).await
+    }
+}
+
+fn registry_spec(spec: &CacheSpec) -> Result<RegistrySpec, BackendError> {
+    match &spec.backend {
+        CacheBackend::Registry(registry) => Ok(registry.clone()),
+        CacheBackend::Local(_) => Err(wrong_type(spec, "local")),
+        CacheBackend::Gha(_) => Err(wrong_type(spec, "gha")),
+    }
+}
+
+fn remote_error<E: std::error::Error + Send + Sync + 'static>(
+    operation: &'static str,
+    digest: &Digest,
+    error: E,
+) -> cuedag_cache::Error {
+    cuedag_cache::Error::Remote {
+        operation,
+        target: digest.to_string(),
+        source: Box::new(error),
+    }
+}
+
+/// Runs `tasks` at most [`PARALLEL_REQUESTS`] at a time and returns their
+/// outputs in order; the first error stops the rest.
+async fn limited<T, F>(tasks: impl Iterator<Item = F>) -> Result<Vec<T>, cuedag_cache::Error>
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = Result<T, cuedag_cache::Error>> + Send + 'static,
+{
+    let mut running = tokio::task::JoinSet::new();
+    let mut outputs: Vec<Option<T>> = Vec::new();
+    for (i, task) in tasks.enumerate() {
+        outputs.push(None);
+        if running.len() >= PARALLEL_REQUESTS {
+            finish_one(&mut running, &mut outputs).await?;
+        }
+        running.spawn(async move { (i, task.await) });
+    }
+    while !running.is_empty() {
+        finish_one(&mut running, &mut outputs).await?;
+    }
+    Ok(outputs.into_iter().flatten().collect())
+}
+
+async fn finish_one<T: Send + 'static>(
+    running: &mut tokio::task::JoinSet<(usize, Result<T, cuedag_cache::Error>)>,
+    outputs: &mut [Option<T>],
+) -> Result<(), cuedag_cache::Error> {
+    match running.join_next().await {
+        Some(Ok((i, Ok(value)))) => {
+            if let Some(slot) = outputs.get_mut(i) {
+                *slot = Some(value);
+            }
+            Ok(())
+        }
+        Some(Ok((_, Err(error)))) => Err(error),
+        Some(Err(joined)) => Err(cuedag_cache::Error::Remote {
+            operation: "export task",
+            target: "blob".into(),
+            source: Box::new(joined),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// A remote whose blob sizes the export's parallel pass already knows:
+/// [`RegistryCache::export`]'s sequential `HEAD`s are answered from memory.
+#[derive(Debug)]
+struct Prefetched<R> {
+    inner: R,
+    present: std::sync::Mutex<HashMap<Digest, u64>>,
+}
+
+impl<R> Prefetched<R> {
+    fn known(&self) -> std::sync::MutexGuard<'_, HashMap<Digest, u64>> {
+        match self.present.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    fn remember(&self, digest: &Digest, size: u64) {
+        self.known().insert(digest.clone(), size);
+    }
+
+    fn take(&self, digest: &Digest) -> Option<u64> {
+        self.known().remove(digest)
+    }
+
+    fn clear(&self) {
+        self.known().clear();
+    }
+}
+
+impl<R: RemoteBlobs + Send> RemoteBlobs for Prefetched<R> {
+    type Error = R::Error;
+
+    async fn head_blob(&self, digest: &Digest) -> Result<Option<u64>, R::Error> {
+        if let Some(size) = self.take(digest) {
+            return Ok(Some(size));
+        }
+        self.inner.head_blob(digest).await
+    }
+
+    async fn get_blob(&self, digest: &Digest) -> Result<Option<Vec<u8>>, R::Error> {
+        self.inner.get_blob(digest).await
+    }
+
+    async fn put_blob(&self, digest: &Digest, bytes: Vec<u8>) -> Result<(), R::Error> {
+        self.inner.put_blob(digest, bytes).await
+    }
+
+    async fn get_manifest(&self, reference: &str) -> Result<Option<RemoteManifest>, R::Error> {
+        self.inner.get_manifest(reference).await
+    }
+
+    async fn put_manifest(
+        &self,
+        reference: &str,
+        manifest: RemoteManifest,
+    ) -> Result<(), R::Error> {
+        self.inner.put_manifest(reference, manifest).await
     }
 }
 

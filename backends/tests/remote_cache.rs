@@ -245,6 +245,21 @@ impl tracing::Subscriber for Logs {
 // ---------------------------------------------------------------------------
 // Tests on the shared registry.
 
+/// A cache for `text` whose requests `Counting` records.
+fn counted(
+    direction: Direction,
+    text: &str,
+    store: &BlobStore,
+) -> (
+    RemoteCache<Arc<Counting<OciRemote>>>,
+    Arc<Counting<OciRemote>>,
+) {
+    let oci = remote_cache(direction, text, store).remote().clone();
+    let counting = Arc::new(Counting::new(oci));
+    let cache = RemoteCache::with_remote(&spec(direction, text), counting.clone()).unwrap();
+    (cache, counting)
+}
+
 #[tokio::test]
 async fn export_import_fetches_only_hits_and_unchanged_reexport_uploads_nothing() {
     let addr = registry();
@@ -253,37 +268,40 @@ async fn export_import_fetches_only_hits_and_unchanged_reexport_uploads_nothing(
     let export = chain_export(&["pull", "deps", "build"], &[11, 12, 13], 64 << 10);
 
     // Export through a counting decorator over the real adapter.
-    let to = remote_cache(
+    let (to, counting) = counted(
         Direction::To,
         &format!("type=registry,ref={repo}:main"),
         &store,
     );
     assert_eq!(to.export_tag(), "main");
-    let counting = RegistryCache::new(Counting::new(to.remote().clone()));
-    let first = counting
-        .export(&export, to.export_tag(), to.format())
-        .await
-        .unwrap();
+    let first = to.export(&export).await.unwrap();
     assert_eq!(first.blobs_written, 4, "3 layers and the config");
     assert_eq!(first.blobs_present, 0);
-    let counts = counting.remote().take();
+    let counts = counting.take();
     assert_eq!(counts.put.len(), 4);
-    assert_eq!(counts.head.len(), 4);
+    assert_eq!(
+        counts.head.len(),
+        4,
+        "each blob HEADed once: {:?}",
+        counts.head
+    );
     assert_eq!(counts.manifests_put, 1);
     assert!(counts.get.is_empty());
+    let plain = remote_cache(Direction::From, &format!("{repo}:main"), &store);
+    let (_, config_size) = config_of(plain.remote(), "main").await;
+    assert_eq!(first.bytes_written, 3 * (64 << 10) + config_size);
 
     // A fresh importer (new client, new store) reads the manifest and the
     // config only.
     let (_dir2, store2) = new_store();
-    let from = remote_cache(
+    let (from, importer) = counted(
         Direction::From,
         &format!("type=registry,ref={repo}:main"),
         &store2,
     );
-    let importer = RegistryCache::new(Counting::new(from.remote().clone()));
-    let index = importer.import("main").await;
+    let index = from.import().await;
     assert_eq!(index.len(), 3);
-    let counts = importer.remote().take();
+    let counts = importer.take();
     assert_eq!(counts.manifests_get, 1);
     assert_eq!(counts.get.len(), 1, "the config only: {:?}", counts.get);
     assert!(counts.head.is_empty() && counts.put.is_empty());
@@ -294,18 +312,17 @@ async fn export_import_fetches_only_hits_and_unchanged_reexport_uploads_nothing(
     assert_eq!(hit.outputs, Some(serde_json::json!({ "step": "deps" })));
     assert_eq!(hit.layers.len(), 2);
     for layer in &hit.layers {
-        let fetched = importer.fetch_layer(layer).await.unwrap();
+        let fetched = from.fetch_layer(layer).await.unwrap();
         assert_eq!(fetched, layer_bytes(&export, &layer.digest));
     }
-    let counts = importer.remote().take();
+    let counts = importer.take();
     let wanted: Vec<Digest> = export.layers[..2]
         .iter()
         .map(|l| l.descriptor.digest.clone())
         .collect();
     assert_eq!(counts.get, wanted);
 
-    // The same through `RemoteCache` itself, and by digest.
-    assert_eq!(from.import().await.len(), 3);
+    // By digest.
     let pinned = remote_cache(
         Direction::From,
         &format!("type=registry,ref={repo}@{}", first.manifest),
@@ -316,36 +333,62 @@ async fn export_import_fetches_only_hits_and_unchanged_reexport_uploads_nothing(
     assert!(by_digest.lookup(&key("build")).is_some());
 
     // An unchanged re-export: HEAD only, zero uploads, same manifest.
-    let again = counting
-        .export(&export, to.export_tag(), to.format())
-        .await
-        .unwrap();
+    let again = to.export(&export).await.unwrap();
     assert_eq!(again.blobs_written, 0);
     assert_eq!(again.bytes_written, 0);
     assert_eq!(again.blobs_present, 4);
     assert_eq!(again.manifest, first.manifest);
-    let counts = counting.remote().take();
+    let counts = counting.take();
     assert!(counts.put.is_empty(), "re-uploaded {:?}", counts.put);
     assert_eq!(counts.head.len(), 4);
     assert!(counts.get.is_empty());
+    assert_eq!(counts.manifests_put, 1);
+
+    // The sequential logic of `RegistryCache` over the adapter agrees.
+    let sequential = RegistryCache::new(to.remote().clone());
+    let report = sequential
+        .export(&export, "main", to.format())
+        .await
+        .unwrap();
+    assert_eq!((report.blobs_written, report.blobs_present), (0, 4));
+    assert_eq!(counting.take().head.len(), 4);
 
     // A second action sharing two layers pushes only its own layer and config.
     let test = chain_export(&["pull", "deps", "test"], &[11, 12, 14], 64 << 10);
-    let report = counting.export(&test, "test", to.format()).await.unwrap();
+    let (to_test, _) = counted(
+        Direction::To,
+        &format!("type=registry,ref={repo}:test"),
+        &store,
+    );
+    let counting_test = to_test.remote().clone();
+    let report = to_test.export(&test).await.unwrap();
     assert_eq!(report.blobs_written, 2);
     assert_eq!(report.blobs_present, 2);
-    assert_eq!(
-        counting.remote().take().put[0],
-        test.layers[2].descriptor.digest
-    );
+    let mut put = counting_test.take().put;
+    put.sort();
+    let mut wanted = vec![
+        test.layers[2].descriptor.digest.clone(),
+        config_of(plain.remote(), "test").await.0,
+    ];
+    wanted.sort();
+    assert_eq!(put, wanted);
     // Both tags import independently.
     assert!(from
-        .cache()
-        .import("test")
+        .import_from("test")
         .await
         .lookup(&key("test"))
         .is_some());
     assert!(from.import().await.lookup(&key("test")).is_none());
+}
+
+/// The config descriptor of the manifest at `reference`.
+async fn config_of<R: RemoteBlobs>(remote: &R, reference: &str) -> (Digest, u64) {
+    let manifest = remote.get_manifest(reference).await.ok().unwrap().unwrap();
+    let value: serde_json::Value = serde_json::from_slice(&manifest.bytes).unwrap();
+    (
+        Digest::parse(value["config"]["digest"].as_str().unwrap()).unwrap(),
+        value["config"]["size"].as_u64().unwrap(),
+    )
 }
 
 #[tokio::test]
