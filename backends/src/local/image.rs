@@ -300,7 +300,11 @@ pub async fn push(
 
 /// `core.#Export`: an image archive of `input` plus `config`, as the only
 /// file of the output FS.
-pub async fn export(backend: &LocalBackend, inputs: &TaskValue) -> Result<TaskValue, BackendError> {
+pub async fn export(
+    backend: &LocalBackend,
+    inputs: &TaskValue,
+    context: &TaskContext,
+) -> Result<TaskValue, BackendError> {
     let format =
         cuedag_oci::export::ArchiveFormat::parse(opt_str(inputs, "type").unwrap_or("docker"))
             .map_err(|_| failed("unsupported export type"))?;
@@ -308,7 +312,7 @@ pub async fn export(backend: &LocalBackend, inputs: &TaskValue) -> Result<TaskVa
     let path = opt_str(inputs, "path").unwrap_or("/image.tar").to_string();
     let packed = pack_input(backend, inputs).await?;
     let config = cuedag_oci::image::config_json(
-        &Platform::host(),
+        &platform(context)?,
         &image_config_to_oci(inputs.get("config")),
         std::slice::from_ref(&packed.diff_id),
         None,

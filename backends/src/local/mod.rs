@@ -215,7 +215,7 @@ impl LocalBackend {
             "Source" => client::source(self, inputs, context).await,
             "Pull" => image::pull(self, inputs, context).await,
             "Push" => image::push(self, inputs, context).await,
-            "Export" => image::export(self, inputs).await,
+            "Export" => image::export(self, inputs, context).await,
             "Exec" => exec::exec(self, inputs, context).await,
             "Start" => exec::start(self, inputs, context).await,
             "Stop" => exec::stop(self, inputs).await,
@@ -473,7 +473,9 @@ impl Backend for LocalBackend {
         context: &'a TaskContext,
     ) -> BoxFuture<'a, Result<TaskValue, BackendError>> {
         Box::pin(async move {
-            let result = self.run_cached(task, context).await;
+            let span = tracing::debug_span!("local", task = %task.path, kind = %task.task_type);
+            let result =
+                tracing::Instrument::instrument(self.run_cached(task, context), span).await;
             result.map_err(|error| match error {
                 BackendError::Failed(message) => {
                     BackendError::Failed(context.secrets.redact(&message))
