@@ -576,7 +576,15 @@ impl<'a> Compiler<'a> {
                     }));
                 }
                 ast::Decl::Comprehension(c) => {
-                    is_struct = true;
+                    // A comprehension yielding only embeddings (`if x {[a]}`)
+                    // does not make the enclosing literal a struct.
+                    if c.body
+                        .decls
+                        .iter()
+                        .any(|d| !matches!(d, ast::Decl::Embed(_) | ast::Decl::Comprehension(_)))
+                    {
+                        is_struct = true;
+                    }
                     let compr = self.comprehension(c, None);
                     out.push(DeclC::Compr(Rc::new(compr)));
                 }
@@ -594,7 +602,9 @@ impl<'a> Compiler<'a> {
                 }
             }
         }
-        let has_embed = decls.iter().any(|d| matches!(d, ast::Decl::Embed(_)));
+        let has_embed = decls
+            .iter()
+            .any(|d| matches!(d, ast::Decl::Embed(_) | ast::Decl::Comprehension(_)));
         StructLit {
             decls: out,
             is_struct: is_struct || !has_embed,

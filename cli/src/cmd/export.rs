@@ -101,15 +101,25 @@ pub fn load(
     with: &[String],
     expr: Option<&str>,
 ) -> Result<(Instance, Option<String>), Error> {
-    let mut overlays = with.to_vec();
-    let mut lookup = None;
-    if let Some(e) = expr {
-        overlays.push(format!("{EXPR_FIELD}: ({e})\n"));
-        lookup = Some(EXPR_FIELD.to_string());
-    }
-    let opts = load_options(&overlays);
+    let opts = load_options(with);
     let inst = load_instance(&FsLoader, paths, &opts)?;
-    Ok((inst, lookup))
+    let Some(e) = expr else {
+        return Ok((inst, None));
+    };
+    // A path is looked up in the evaluated root; any other expression is
+    // evaluated as a hidden field added to the package.
+    if let Ok(path) = cuedag_evaluator::Path::parse(e) {
+        let is_path = !path.0.is_empty()
+            && e.chars()
+                .all(|c| c.is_alphanumeric() || "_$#.\"-/".contains(c));
+        if is_path && inst.evaluate().lookup(&path).is_some() {
+            return Ok((inst, Some(e.to_string())));
+        }
+    }
+    let mut overlays = with.to_vec();
+    overlays.push(format!("{EXPR_FIELD}: ({e})\n"));
+    let inst = load_instance(&FsLoader, paths, &load_options(&overlays))?;
+    Ok((inst, Some(EXPR_FIELD.to_string())))
 }
 
 /// Finds the value to print.
