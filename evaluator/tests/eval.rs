@@ -229,3 +229,63 @@ fn attributes_docs_and_fills() {
     let refs = filled.references(msg);
     assert_eq!(refs, vec![Path::parse("out").unwrap()]);
 }
+
+/// The founding user story's plan (`persistent-cache.md`), with the
+/// embedded universe packages: only the runtime-filled values are missing.
+#[test]
+fn seed_plan_with_embedded_universe() {
+    let plan = r#"package ci
+
+import (
+  "dagger.io/dagger"
+  "universe.dagger.io/go"
+)
+
+dagger.#Plan & {
+  client: filesystem: ".": read: {
+    contents: dagger.#FS
+    include: ["**/*.go", "go.mod", "go.sum"]
+  }
+  client: filesystem: "./output": write: {
+    contents: actions.build.output
+  }
+  actions: {
+    _source: client.filesystem.".".read.contents
+    build: go.#Build & {
+      source: _source
+    }
+  }
+}
+"#;
+    let mut mem = cuedag_evaluator::MemLoader::default();
+    mem.add("build.cue", plan);
+    let opts = cuedag_evaluator::LoadOptions {
+        embedded: cuedag_universe::files()
+            .map(|(p, t)| (p.to_string(), t.to_string()))
+            .collect(),
+        overlays: Vec::new(),
+    };
+    let inst = cuedag_evaluator::load_instance(&mem, &["build.cue".to_string()], &opts).unwrap();
+    let mut ev = inst.evaluate();
+    let errs = ev.errors();
+    assert!(!errs.is_empty(), "the platform is filled by the runtime");
+    for e in &errs {
+        assert!(e.incomplete, "unexpected error: {}", e.render());
+    }
+    let build = ev.lookup_str("actions.build").unwrap();
+    let fields: Vec<String> = ev
+        .fields(build)
+        .iter()
+        .map(|f| format!("{:?}", f.selector))
+        .collect();
+    assert!(
+        fields.iter().any(|f| f.contains("\"source\"")),
+        "{fields:?}"
+    );
+    let refs = ev.references(build);
+    assert!(
+        refs.iter()
+            .any(|p| p.to_string().starts_with("client.filesystem")),
+        "{refs:?}"
+    );
+}
