@@ -331,6 +331,7 @@ impl Plan {
     ) -> BTreeSet<usize> {
         let mut reached = BTreeSet::new();
         let mut visited: BTreeSet<Path> = BTreeSet::new();
+        let mut climbing: BTreeSet<Path> = BTreeSet::new();
         let mut queue: Vec<Path> = self.references(start);
         while let Some(reference) = queue.pop() {
             if !visited.insert(reference.clone()) {
@@ -355,7 +356,22 @@ impl Plan {
                 continue;
             }
             if let Some(value) = self.eval.lookup(&reference) {
-                queue.extend(self.references(value));
+                let next = self.references(value);
+                if next.is_empty() && (climbing.contains(&reference) || !self.is_complete(value)) {
+                    // A value made by a comprehension records its references
+                    // on the enclosing struct: look there (not above the
+                    // referencing task's own ancestors).
+                    if let Some(parent) = reference.0.split_last().map(|(_, p)| Path(p.to_vec())) {
+                        let is_owner_ancestor = owner_path
+                            .as_ref()
+                            .is_some_and(|o| o.0.starts_with(&parent.0));
+                        if parent.0.len() > 1 && !is_owner_ancestor {
+                            climbing.insert(parent.clone());
+                            queue.push(parent);
+                        }
+                    }
+                }
+                queue.extend(next);
             }
         }
         reached
@@ -660,6 +676,14 @@ impl Plan {
             return Some(kind);
         }
         None
+    }
+
+    /// Whether a value is concrete; a reference when its hidden id is.
+    fn is_complete(&mut self, value: ValueId) -> bool {
+        match self.reference_kind(value) {
+            Some(kind) => self.reference_id(value, &kind).is_some(),
+            None => self.eval.is_concrete(value),
+        }
     }
 
     /// The concrete id of a reference (`Value::Null` for `#Scratch`).
