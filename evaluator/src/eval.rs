@@ -934,7 +934,7 @@ impl Engine {
                                     self.add_val(
                                         b,
                                         Val::Bottom(bot(
-                                            code::DISJ,
+                                            code::BUILTIN,
                                             "empty list in call to or",
                                             vec![e.pos],
                                             false,
@@ -1346,12 +1346,9 @@ impl Engine {
                     shift += self.v(b.v).arcs.len() - before;
                 }
                 Err(err) => {
-                    if err.incomplete {
-                        b.incomplete.get_or_insert(err);
-                    } else {
-                        let pos = compr.pos;
-                        self.add_val(b, Val::Bottom(err), pos);
-                    }
+                    // Errors of the values a comprehension reads are
+                    // reported where they are; the struct is only pending.
+                    b.incomplete.get_or_insert(err);
                 }
             }
         }
@@ -3291,6 +3288,27 @@ fn bounded_type(name: &str) -> Val {
     }))
 }
 
+/// Fractional digits of a float literal or result (`1.50` → 2).
+fn float_scale(a: &Atom) -> Option<usize> {
+    match a {
+        Atom::Int(_) => Some(0),
+        Atom::Float(_, Some(t)) => {
+            let mantissa = t.split(['e', 'E']).next().unwrap_or("");
+            Some(mantissa.split_once('.').map(|(_, f)| f.len()).unwrap_or(0))
+        }
+        _ => None,
+    }
+}
+
+/// A float result keeping decimal places like CUE's decimal arithmetic.
+fn float_atom(x: f64, scale: Option<usize>) -> Val {
+    let text = match scale {
+        Some(s) if x.is_finite() && x.abs() < 1e15 => Some(Rc::from(format!("{x:.s$}").as_str())),
+        _ => None,
+    };
+    Val::Atom(Atom::Float(x, text))
+}
+
 fn binary_atoms(
     op: BinaryOp,
     a: Atom,
@@ -3367,7 +3385,10 @@ fn binary_atoms(
                 Val::Atom(Bytes(Rc::from(v)))
             }
             _ => match (a.num(), b.num()) {
-                (Some(x), Some(y)) => Val::Atom(Float(x + y, None)),
+                (Some(x), Some(y)) => float_atom(
+                    x + y,
+                    float_scale(&a).zip(float_scale(&b)).map(|(p, q)| p.max(q)),
+                ),
                 _ => invalid(&a, &b),
             },
         },
@@ -3377,7 +3398,10 @@ fn binary_atoms(
                 .map(|r| Val::Atom(Int(r)))
                 .unwrap_or_else(|| err("integer overflow".into())),
             _ => match (a.num(), b.num()) {
-                (Some(x), Some(y)) => Val::Atom(Float(x - y, None)),
+                (Some(x), Some(y)) => float_atom(
+                    x - y,
+                    float_scale(&a).zip(float_scale(&b)).map(|(p, q)| p.max(q)),
+                ),
                 _ => invalid(&a, &b),
             },
         },
@@ -3390,7 +3414,10 @@ fn binary_atoms(
                 Val::Atom(Str(Rc::from(s.repeat((*n).max(0) as usize))))
             }
             _ => match (a.num(), b.num()) {
-                (Some(x), Some(y)) => Val::Atom(Float(x * y, None)),
+                (Some(x), Some(y)) => float_atom(
+                    x * y,
+                    float_scale(&a).zip(float_scale(&b)).map(|(p, q)| p + q),
+                ),
                 _ => invalid(&a, &b),
             },
         },

@@ -315,6 +315,7 @@ pub struct Compr {
     /// The body.
     pub body: Rc<E>,
     /// Position.
+    #[allow(dead_code)]
     pub pos: Pos,
 }
 
