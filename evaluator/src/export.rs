@@ -417,6 +417,7 @@ fn write_json(v: &Value, indent: usize, out: &mut String) {
             out.push('}');
         }
         Value::Float(f) => out.push_str(&json_float(*f)),
+        Value::Int(i) => out.push_str(&i.to_string()),
         Value::String(s) => out.push_str(&json_string(s)),
         other => out.push_str(&other.to_json().to_string()),
     }
