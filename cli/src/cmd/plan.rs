@@ -28,6 +28,9 @@ enum GraphFormat {
     Dot,
     /// A Mermaid flowchart.
     Mermaid,
+    /// The tasks in the order `do` would start them (one at a time), with
+    /// their types.
+    Order,
 }
 
 #[derive(Debug, clap::Args)]
@@ -74,6 +77,14 @@ pub fn run(args: Args, _global: &Global) -> miette::Result<ExitCode> {
     let text = match args.format {
         GraphFormat::Dot => graph.to_dot(),
         GraphFormat::Mermaid => graph.to_mermaid(),
+        GraphFormat::Order => graph
+            .topological_order()
+            .into_iter()
+            .map(|node| {
+                let task = &graph.graph[node];
+                format!("{} ({})\n", task.path, task.task_type)
+            })
+            .collect(),
     };
     let mut stdout = std::io::stdout().lock();
     let _ = stdout.write_all(text.as_bytes());

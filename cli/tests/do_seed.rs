@@ -1,0 +1,101 @@
+//! End-to-end tests on the seed's `build.cue` (`fixtures/go-hello/`, the
+//! Dagger "Persistent cache" guide's plan, verbatim): `do` lists `build`,
+//! and the task graph of `build` is the one Dagger runs, in order.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_cuedag"))
+}
+
+/// A temp copy of `fixtures/go-hello` without any previous `output/`.
+fn seed_project() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/go-hello");
+    copy_dir(&from, dir.path());
+    dir
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            if entry.file_name() == "output" {
+                continue;
+            }
+            std::fs::create_dir_all(&target).unwrap();
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+fn run_in(dir: &Path, args: &[&str]) -> Output {
+    let mut command = Command::new(bin());
+    command.current_dir(dir).args(args);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("DAGGER_") {
+            command.env_remove(key);
+        }
+    }
+    command.env("DAGGER_LOG_FORMAT", "plain");
+    command.output().unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn assert_ok(output: &Output) {
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "stdout:\n{}\nstderr:\n{}",
+        stdout(output),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn seed_plan_lists_build() {
+    let dir = seed_project();
+    let output = run_in(dir.path(), &["do"]);
+    assert_ok(&output);
+    let text = stdout(&output);
+    let actions: Vec<&str> = text
+        .split("Available Actions:\n")
+        .nth(1)
+        .unwrap_or_default()
+        .lines()
+        .take_while(|line| !line.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    assert_eq!(actions, ["build  Build go binary"], "{text}");
+}
+
+#[test]
+fn seed_build_runs_the_tasks_dagger_runs_in_order() {
+    let dir = seed_project();
+    let output = run_in(dir.path(), &["plan", "graph", "build", "--format", "order"]);
+    assert_ok(&output);
+    assert_eq!(
+        stdout(&output),
+        [
+            r#"client.filesystem.".".read (ClientFilesystemRead)"#,
+            r#"actions.build.container._img._dag."0"._pull (Pull)"#,
+            r#"actions.build.container._img._dag."1"._exec (Exec)"#,
+            r#"actions.build.container._img._dag."2"._exec (Exec)"#,
+            r#"actions.build.container._copy._copy (Copy)"#,
+            r#"actions.build.container._exec (Exec)"#,
+            r#"actions.build.container.export._directories."/output"._subdir._copy (Copy)"#,
+            r#"client.filesystem."./output".write (ClientFilesystemWrite)"#,
+            "",
+        ]
+        .join("\n")
+    );
+}
