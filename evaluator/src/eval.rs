@@ -1614,6 +1614,9 @@ impl Engine {
                 _ => {}
             }
         }
+        if b.has_struct && b.groups.len() > 1 {
+            self.order_arcs(v, &b.groups);
+        }
         let vm = self.vm(v);
         vm.value = value;
         vm.value_pos = std::mem::take(&mut b.acc_pos);
@@ -1622,6 +1625,74 @@ impl Engine {
         if b.incomplete.is_some() {
             vm.incomplete = b.incomplete.take();
         }
+    }
+
+    /// Orders the fields like `cue export`: a topological order of the
+    /// field sequences of the struct literals, ties broken by first
+    /// appearance.
+    fn order_arcs(&mut self, v: VId, groups: &[LitGroup]) {
+        use std::cmp::Reverse;
+        use std::collections::BinaryHeap;
+        let arcs = &self.v(v).arcs;
+        let n = arcs.len();
+        if n < 2 {
+            return;
+        }
+        let mut succ: Vec<Vec<usize>> = vec![Vec::new(); n];
+        let mut indeg = vec![0usize; n];
+        for g in groups {
+            let mut prev: Option<usize> = None;
+            let mut seen: Vec<usize> = Vec::new();
+            for l in &g.labels {
+                let Some(i) = arcs.get_index_of(l) else {
+                    continue;
+                };
+                if seen.contains(&i) {
+                    continue;
+                }
+                seen.push(i);
+                if let Some(p) = prev {
+                    if !succ[p].contains(&i) {
+                        succ[p].push(i);
+                        indeg[i] += 1;
+                    }
+                }
+                prev = Some(i);
+            }
+        }
+        let mut heap: BinaryHeap<Reverse<usize>> =
+            (0..n).filter(|i| indeg[*i] == 0).map(Reverse).collect();
+        let mut order = Vec::with_capacity(n);
+        let mut done = vec![false; n];
+        while let Some(Reverse(i)) = heap.pop() {
+            if done[i] {
+                continue;
+            }
+            done[i] = true;
+            order.push(i);
+            for &j in &succ[i] {
+                indeg[j] = indeg[j].saturating_sub(1);
+                if indeg[j] == 0 {
+                    heap.push(Reverse(j));
+                }
+            }
+        }
+        for (i, d) in done.iter().enumerate() {
+            if !d {
+                order.push(i);
+            }
+        }
+        if order.iter().enumerate().all(|(k, i)| k == *i) {
+            return;
+        }
+        let old: Vec<(Label, VId)> = arcs.iter().map(|(l, a)| (*l, *a)).collect();
+        let mut new_arcs = IndexMap::with_capacity(n);
+        for i in order {
+            if let Some((l, a)) = old.get(i) {
+                new_arcs.insert(*l, *a);
+            }
+        }
+        self.vm(v).arcs = new_arcs;
     }
 
     fn finish_list(&mut self, b: &mut Builder) {
