@@ -2699,9 +2699,14 @@ impl Engine {
                     }));
                 }
                 if nargs < f.min_args || nargs > f.max_args {
+                    let (which, want) = if nargs > f.max_args {
+                        ("too many", f.max_args)
+                    } else {
+                        ("not enough", f.min_args)
+                    };
                     return Val::Bottom(bot(
-                        code::BUILTIN,
-                        format!("{name}: wrong number of arguments (got {nargs})"),
+                        code::OPERANDS,
+                        format!("{which} arguments in call to {name} (have {nargs}, want {want})"),
                         vec![pos],
                         false,
                     ));
@@ -2726,6 +2731,13 @@ impl Engine {
                     Ok(v) => value_to_val(self, &v, pos),
                     Err(crate::value::BuiltinError::Incomplete(m)) => {
                         Val::Bottom(bot(code::INCOMPLETE, m, vec![pos], true))
+                    }
+                    // Argument type errors carry the field's path in CUE;
+                    // other builtin errors do not.
+                    Err(crate::value::BuiltinError::Invalid(m))
+                        if m.starts_with("cannot use") || m.starts_with("invalid list element") =>
+                    {
+                        Val::Bottom(bot(code::OPERANDS, m, vec![pos], false))
                     }
                     Err(crate::value::BuiltinError::Invalid(m)) => Val::Bottom(bot(
                         code::BUILTIN,
