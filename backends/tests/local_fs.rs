@@ -550,3 +550,44 @@ async fn export_writes_an_image_archive() {
         .unwrap_err();
     assert_eq!(err, "unsupported export type");
 }
+
+#[tokio::test]
+async fn source_and_new_secret() {
+    let h = Harness::new();
+    write(h.work.path(), "files/token.txt", "  t0ken\n");
+    write(h.work.path(), "files/skip.md", "x");
+    let source = h
+        .run(
+            "Source",
+            TaskValue::structure([
+                ("path", s("./files")),
+                ("include", TaskValue::List(vec![s("*.txt")])),
+                ("exclude", TaskValue::List(vec![])),
+            ]),
+        )
+        .await;
+    assert_eq!(
+        listing(&h.write_dir(&out(&source), "src-out").await),
+        vec!["token.txt=  t0ken\n"]
+    );
+    let err = h
+        .try_run("Source", TaskValue::structure([("path", s("../outside"))]))
+        .await
+        .unwrap_err();
+    assert_eq!(err, "path \"../outside\" is not relative");
+
+    let secret = h
+        .run(
+            "NewSecret",
+            TaskValue::structure([
+                ("input", out(&source)),
+                ("path", s("/token.txt")),
+                ("trimSpace", TaskValue::Bool(true)),
+            ]),
+        )
+        .await;
+    let Some(TaskValue::Secret(id)) = secret.get("output") else {
+        panic!("{secret:?}")
+    };
+    assert_eq!(h.context.secrets.get(id).unwrap().expose(), "t0ken");
+}
