@@ -24,6 +24,8 @@ pub type VId = u32;
 
 /// Most nested vertex evaluations before reporting an error.
 const MAX_DEPTH: u32 = 120;
+/// Most nested reference expansions into one vertex.
+const MAX_EXPAND_DEPTH: u32 = 100;
 /// Most combinations of disjunction arms evaluated for one vertex.
 const MAX_COMBOS: usize = 512;
 
@@ -469,6 +471,7 @@ pub struct Engine {
     stack: Vec<VId>,
     regex_cache: HashMap<String, Option<regex::Regex>>,
     insert_at: Option<(VId, usize)>,
+    expand_depth: u32,
 }
 
 type R<T> = Result<T, Rc<Bottom>>;
@@ -485,6 +488,7 @@ impl Engine {
             stack: Vec::new(),
             regex_cache: HashMap::new(),
             insert_at: None,
+            expand_depth: 0,
         }
     }
 
@@ -1030,6 +1034,22 @@ impl Engine {
     }
 
     fn add_vertex(&mut self, b: &mut Builder, w: VId, ci: CI, is_def: bool, pos: Pos) {
+        if self.expand_depth > MAX_EXPAND_DEPTH {
+            let err = bot(
+                code::DEPTH,
+                "reference chain too deep (more than 100 nested references)",
+                vec![pos],
+                false,
+            );
+            self.add_val(b, Val::Bottom(err), pos);
+            return;
+        }
+        self.expand_depth += 1;
+        self.add_vertex_inner(b, w, ci, is_def, pos);
+        self.expand_depth -= 1;
+    }
+
+    fn add_vertex_inner(&mut self, b: &mut Builder, w: VId, ci: CI, is_def: bool, pos: Pos) {
         self.record_ref(w);
         if w == b.v || b.expanding.contains(&w) {
             return;

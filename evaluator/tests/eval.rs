@@ -289,3 +289,21 @@ dagger.#Plan & {
         "{refs:?}"
     );
 }
+
+#[test]
+fn long_reference_chains_are_bounded() {
+    let mut src = String::new();
+    for i in 0..3000 {
+        src.push_str(&format!("a{i}: a{}\n", i + 1));
+    }
+    src.push_str("a3000: 1\n");
+    let got = run(&src);
+    assert!(got.starts_with("error"), "{got}");
+    let mut src = String::new();
+    for i in 0..3000 {
+        src.push_str(&format!("a{i}: a{} + 1\n", i + 1));
+    }
+    src.push_str("a3000: 1\n");
+    let got = run(&src);
+    assert!(got.starts_with("error"), "{got}");
+}
