@@ -361,9 +361,13 @@ pub struct Compiler<'a> {
     /// Counter for let labels (shared across the program).
     pub let_counter: &'a mut u32,
     scopes: Vec<Scope>,
+    depth: u32,
     /// Compile errors.
     pub errors: Vec<(Pos, String)>,
 }
+
+/// Deepest expression nesting compiled.
+const MAX_EXPR_DEPTH: u32 = 150;
 
 fn predeclared(name: &str) -> Option<Predeclared> {
     use kind::*;
@@ -417,6 +421,7 @@ impl<'a> Compiler<'a> {
             imports: HashMap::new(),
             let_counter,
             scopes: Vec::new(),
+            depth: 0,
             errors: Vec::new(),
         }
     }
@@ -760,6 +765,24 @@ impl<'a> Compiler<'a> {
 
     /// Compiles an expression.
     pub fn expr(&mut self, e: &ast::Expr) -> Rc<E> {
+        if self.depth > MAX_EXPR_DEPTH {
+            let pos = self.pos(e.span());
+            self.errors.push((
+                pos,
+                "expression nested too deeply (more than 150 levels)".into(),
+            ));
+            return Rc::new(E {
+                kind: Ek::Error(Rc::from("expression nested too deeply")),
+                pos,
+            });
+        }
+        self.depth += 1;
+        let out = self.expr_inner(e);
+        self.depth -= 1;
+        out
+    }
+
+    fn expr_inner(&mut self, e: &ast::Expr) -> Rc<E> {
         let span = e.span();
         let kind = match e {
             ast::Expr::Ident(id) => {
@@ -894,6 +917,19 @@ impl<'a> Compiler<'a> {
     }
 
     fn flatten_disj(&mut self, e: &ast::Expr, arms: &mut Vec<(Rc<E>, bool)>) {
+        if self.depth > MAX_EXPR_DEPTH {
+            self.errors.push((
+                self.pos(e.span()),
+                "expression nested too deeply (more than 150 levels)".into(),
+            ));
+            return;
+        }
+        self.depth += 1;
+        self.flatten_disj_inner(e, arms);
+        self.depth -= 1;
+    }
+
+    fn flatten_disj_inner(&mut self, e: &ast::Expr, arms: &mut Vec<(Rc<E>, bool)>) {
         match e {
             ast::Expr::Binary {
                 op: BinaryOp::Disjunction,
@@ -914,6 +950,19 @@ impl<'a> Compiler<'a> {
     }
 
     fn flatten_unify(&mut self, e: &ast::Expr, parts: &mut Vec<Rc<E>>) {
+        if self.depth > MAX_EXPR_DEPTH {
+            self.errors.push((
+                self.pos(e.span()),
+                "expression nested too deeply (more than 150 levels)".into(),
+            ));
+            return;
+        }
+        self.depth += 1;
+        self.flatten_unify_inner(e, parts);
+        self.depth -= 1;
+    }
+
+    fn flatten_unify_inner(&mut self, e: &ast::Expr, parts: &mut Vec<Rc<E>>) {
         match e {
             ast::Expr::Binary {
                 op: BinaryOp::Unification,

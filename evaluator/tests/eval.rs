@@ -307,3 +307,15 @@ fn long_reference_chains_are_bounded() {
     let got = run(&src);
     assert!(got.starts_with("error"), "{got}");
 }
+
+#[test]
+fn long_operator_chains_are_bounded() {
+    let sum = vec!["1"; 2000].join(" + ");
+    let got = run(&format!("a: {sum}\n"));
+    assert!(got.contains("nested too deeply"), "{got}");
+    let disj = vec!["1"; 2000].join(" | ");
+    let got = run(&format!("a: {disj}\n"));
+    assert!(got.contains("nested too deeply"), "{got}");
+    let ok = vec!["1"; 100].join(" + ");
+    assert_eq!(run(&format!("a: {ok}\n")), r#"{"a":100}"#);
+}
