@@ -70,7 +70,13 @@ pub async fn pull(
     );
     let record_path = backend.store().step_path(&key);
     let authenticated = options.credentials.is_some();
-    if !authenticated && options.resolve_mode != ResolveMode::ForcePull {
+    let reuse = !authenticated && !context.session.no_cache;
+    if reuse && options.resolve_mode == ResolveMode::PreferLocal {
+        if let Some(outputs) = backend.load_record(&record_path) {
+            return Ok(outputs);
+        }
+    }
+    if reuse && options.resolve_mode != ResolveMode::ForcePull {
         if let Ok(resolved) = client.resolve(&reference, &options).await {
             let tag = resolved.manifest_digest.to_string();
             if let Some(outputs) = backend.load_tagged_record(&record_path, &tag) {

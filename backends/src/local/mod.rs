@@ -297,7 +297,9 @@ impl LocalBackend {
         )
     }
 
-    fn load_record(&self, path: &Path) -> Option<TaskValue> {
+    /// The outputs of the step record at `path`, if every FS it names
+    /// still exists.
+    pub(crate) fn load_record(&self, path: &Path) -> Option<TaskValue> {
         let bytes = std::fs::read(path).ok()?;
         let record: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
         let outputs = from_json(record.get("outputs")?);
