@@ -170,7 +170,7 @@ impl RemoteBlobs for OciRemote {
 }
 
 /// Requests an export has in flight at once (`HEAD`s, then uploads).
-const PARALLEL_REQUESTS: usize = 4;
+const PARALLEL_REQUESTS: usize = 8;
 
 /// A `type=registry` cache spec bound to its registry: export, import and
 /// layer fetches on the repository of its `ref`.
