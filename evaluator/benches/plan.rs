@@ -3,7 +3,7 @@
 //! Dagger "Persistent cache" guide's plan) with its universe imports.
 
 use cuedag_evaluator::plan::{CuePath, Plan};
-use cuedag_evaluator::{LoadOptions, MemLoader};
+use cuedag_evaluator::{load_instance, LoadOptions, MemLoader};
 
 fn main() {
     divan::main();
@@ -60,5 +60,16 @@ fn plan_client_load_and_graph(bencher: divan::Bencher) {
     );
     bencher.bench(|| {
         Plan::load(&loader, &args, &options).map(|plan| plan.graph().select(&target).len())
+    });
+}
+
+/// For comparison: load and evaluate the seed plan (all errors collected),
+/// without task discovery or the graph.
+#[divan::bench]
+fn plan_seed_evaluate_only(bencher: divan::Bencher) {
+    let (loader, options) = setup(SEED);
+    let args = vec!["seed".to_string()];
+    bencher.bench(|| {
+        load_instance(&loader, &args, &options).map(|instance| instance.evaluate().errors().len())
     });
 }
