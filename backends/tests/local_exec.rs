@@ -341,8 +341,9 @@ async fn push_then_pull_round_trip() {
 #[tokio::test]
 async fn start_signal_stop() {
     require_registry();
-    let h = Harness::shared();
+    let mut h = Harness::shared();
     let image = out(&pull(&h, "alpine:3.15").await);
+    let ready = format!("ready-{}", nonce());
     let start = TaskValue::structure([
         ("input", image),
         (
@@ -350,10 +351,7 @@ async fn start_signal_stop() {
             args(&[
                 "sh",
                 "-c",
-                &format!(
-                    "trap 'exit 7' USR1; echo {}; while true; do sleep 0.1; done",
-                    nonce()
-                ),
+                &format!("trap 'exit 7' USR1; echo {ready}; while true; do sleep 0.1; done"),
             ]),
         ),
         ("workdir", s("/")),
@@ -361,8 +359,16 @@ async fn start_signal_stop() {
     ]);
     let started = h.run("Start", start.clone()).await;
     assert_eq!(started, TaskValue::empty_struct());
-    // Give the shell time to install its trap.
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // Wait until the shell has installed its trap (it prints `ready` after).
+    let mut seen = false;
+    for _ in 0..200 {
+        if h.logs().iter().any(|line| line == &ready) {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(seen, "the started command never printed `{ready}`");
     h.run(
         "SendSignal",
         TaskValue::structure([("input", start.clone()), ("signal", TaskValue::Int(10))]),
