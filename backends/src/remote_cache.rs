@@ -290,6 +290,7 @@ where
     /// Pushes `export` under the `ref`'s tag in the spec's format: `HEAD`s
     /// every blob and uploads (verified) those the registry lacks, a few at
     /// a time, then pushes the manifest. An unchanged export uploads no blob.
+    /// Runs its requests as tasks: call it inside a tokio runtime.
     pub async fn export(&self, export: &CacheExport) -> Result<ExportReport, cuedag_cache::Error> {
         let _one_at_a_time = self.exporting.lock().await;
         let prefetched = self.cache.remote();

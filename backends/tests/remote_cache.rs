@@ -776,6 +776,11 @@ async fn credentials_from_the_docker_config_open_an_htpasswd_registry() {
     )
     .unwrap();
     assert_eq!(explicit.import().await.len(), 2);
+    let shown = format!("{explicit:?} {:?}", to.remote());
+    assert!(
+        shown.contains("cuedag") && !shown.contains("cache-pass"),
+        "{shown}"
+    );
 
     // `from_spec_env` reads `$DOCKER_CONFIG/config.json` (the only test
     // that touches the variable).
