@@ -157,3 +157,66 @@ fn client_command_and_read_end_to_end() {
         "Field   Value\ninput   \"file text\\n\"\noutput  \"file text\\n\"\n"
     );
 }
+
+#[test]
+fn secrets_never_reach_the_output_or_the_logs() {
+    let plan = r#"package main
+
+import (
+	"dagger.io/dagger"
+	"dagger.io/dagger/core"
+)
+
+dagger.#Plan & {
+	client: env: TOKEN: dagger.#Secret
+	client: commands: show: {
+		name: "sh"
+		args: ["-c", "echo \"token is $T\""]
+		env: T: actions.trim.output
+	}
+	actions: {
+		trim: core.#TrimSecret & {input: client.env.TOKEN}
+		show: core.#Nop & {input: client.commands.show.stdout}
+	}
+}
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("plan.cue"), plan).unwrap();
+    let output = run_in(
+        dir.path(),
+        &[
+            "do",
+            "trim",
+            "--output-format",
+            "plain",
+            "--log-level",
+            "debug",
+        ],
+        &[("TOKEN", "  hunter2-secret  ")],
+    );
+    assert_exit(&output, 0);
+    assert_eq!(stdout(&output), "Field   Value\noutput  dagger.#Secret\n");
+    assert!(!stderr(&output).contains("hunter2"), "{}", stderr(&output));
+    let output = run_in(
+        dir.path(),
+        &["do", "trim", "--dry-run"],
+        &[("TOKEN", "hunter2-secret")],
+    );
+    assert_exit(&output, 0);
+    assert!(
+        stdout(&output).contains("input: dagger.#Secret"),
+        "{}",
+        stdout(&output)
+    );
+    assert!(!stdout(&output).contains("hunter2") && !stderr(&output).contains("hunter2"));
+    // A command handed the secret gets the plaintext; the output is a string
+    // the author chose to expose.
+    let output = run_in(
+        dir.path(),
+        &["do", "show", "--output-format", "json"],
+        &[("TOKEN", " s3 ")],
+    );
+    assert_exit(&output, 0);
+    let outputs: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(outputs["output"], "token is s3\n");
+}
