@@ -468,9 +468,19 @@ fn run_options(options: DoOptions, global: &Global) -> ExitCode {
         }
     };
     if loaded.no_module && global.log_level <= Level::Info {
-        err(&format!(
-            "hint: no cue.mod found; using the embedded dagger.io and universe.dagger.io packages (run `{bin} project init` to pin them)\n"
-        ));
+        let hint = format!(
+            "no cue.mod found; using the embedded dagger.io and universe.dagger.io packages (run `{bin} project init` to pin them)"
+        );
+        if global.log_format.resolve() == LogFormat::Json {
+            let line = serde_json::json!({
+                "level": "info",
+                "time": progress::rfc3339(std::time::SystemTime::now()),
+                "message": hint,
+            });
+            err(&format!("{line}\n"));
+        } else {
+            err(&format!("hint: {hint}\n"));
+        }
     }
     let actions = loaded.plan.actions();
     if actions.children.is_empty() && !options.words.is_empty() {
