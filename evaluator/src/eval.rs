@@ -2285,9 +2285,9 @@ impl Engine {
                 Some(p) => Val::Pkg(p),
                 None => Val::Bottom(bot(
                     code::IMPORT,
-                    format!("builtin package {path:?} is not available"),
+                    format!("{path} undefined ({path} is incomplete)"),
                     vec![pos],
-                    false,
+                    true,
                 )),
             },
             Ref::Predeclared(p) => match p {

@@ -62,6 +62,11 @@ impl Engine {
         let mut errs = Vec::new();
         let out = self.export_rec(v, 0, &mut errs);
         self.validate_hidden(v, 0, &mut errs);
+        // Like `cue export`, incomplete values are only reported when there
+        // is no real error.
+        if errs.iter().any(|e| !e.error.incomplete) {
+            errs.retain(|e| !e.error.incomplete);
+        }
         if errs.is_empty() {
             if let Some(out) = out {
                 return Ok(out);

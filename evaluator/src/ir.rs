@@ -485,9 +485,6 @@ impl<'a> Compiler<'a> {
                     };
                     if let Some(name) = name {
                         let label = self.ident_label_for_field(&f.label, &name);
-                        if let ast::Expr::Alias { alias, .. } = &f.value {
-                            scope.names.insert(alias.name.clone(), label);
-                        }
                         scope.names.entry(name).or_insert(label);
                     }
                 }
