@@ -662,7 +662,31 @@ impl<'a> Compiler<'a> {
                 }
             },
         };
+        // A value alias `f: X=expr` names the field inside `expr` only.
+        let alias = match (&f.value, &label) {
+            (ast::Expr::Alias { alias, .. }, FieldLabel::Static(l)) => {
+                Some((alias.name.clone(), *l))
+            }
+            _ => None,
+        };
+        let saved = alias.as_ref().and_then(|(name, l)| {
+            self.scopes
+                .last_mut()
+                .and_then(|scope| scope.names.insert(name.clone(), *l))
+        });
         let value = self.expr(value_expr);
+        if let Some((name, _)) = &alias {
+            if let Some(scope) = self.scopes.last_mut() {
+                match saved {
+                    Some(prev) => {
+                        scope.names.insert(name.clone(), prev);
+                    }
+                    None => {
+                        scope.names.remove(name);
+                    }
+                }
+            }
+        }
         out.push(DeclC::Field(FieldDecl {
             label,
             optional,
