@@ -686,6 +686,24 @@ impl Engine {
         }
     }
 
+    /// Forgets what was computed for a finished vertex so that the next use
+    /// evaluates it again from its conjuncts (which are kept).
+    fn reopen(&mut self, v: VId) {
+        let vm = self.vm(v);
+        vm.state = State::New;
+        vm.value = Val::Top;
+        vm.value_pos.clear();
+        vm.is_struct = false;
+        vm.is_list = false;
+        vm.list_open = false;
+        vm.arcs.clear();
+        vm.disj = None;
+        vm.refs.clear();
+        vm.incomplete = None;
+        vm.closed = false;
+        vm.validators.clear();
+    }
+
     fn record_ref(&mut self, target: VId) {
         if let Some(&top) = self.stack.last() {
             let refs = &mut self.vs[top as usize].refs;
@@ -1231,6 +1249,12 @@ impl Engine {
                         group.labels.push(label);
                     }
                     let arc = self.arc(b.v, label);
+                    if self.v(arc).state == State::Done && self.v(b.v).state == State::Evaluating {
+                        // The arc was finished early (a comprehension of a
+                        // sibling read it) and now gets another conjunct:
+                        // evaluate it again with all its conjuncts.
+                        self.reopen(arc);
+                    }
                     let a = self.vm(arc);
                     if !f.optional {
                         a.optional = false;
@@ -2177,6 +2201,15 @@ impl Engine {
                             true
                         } else {
                             self.eval_vertex(w);
+                            // A field declared only as optional is absent:
+                            // `auth != _|_` is false for `auth?: {...}`.
+                            let vx = self.v(w);
+                            if vx.optional
+                                && vx.parent.is_some()
+                                && matches!(vx.label, Some(Label::Regular(_)))
+                            {
+                                return Val::Atom(Atom::Bool(*eq));
+                            }
                             match self.resolve_default(w) {
                                 Err(_) => true,
                                 Ok(w) => {
