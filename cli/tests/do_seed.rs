@@ -99,3 +99,44 @@ fn seed_build_runs_the_tasks_dagger_runs_in_order() {
         .join("\n")
     );
 }
+
+#[test]
+fn seed_dry_run_prints_the_tasks_in_order_with_their_inputs() {
+    let dir = seed_project();
+    let output = run_in(dir.path(), &["do", "build", "--dry-run"]);
+    assert_ok(&output);
+    let text = stdout(&output);
+    let tasks: Vec<&str> = text
+        .lines()
+        .filter(|line| !line.starts_with("      "))
+        .collect();
+    assert_eq!(
+        tasks,
+        [
+            r#" 1. client.filesystem.".".read (ClientFilesystemRead)"#,
+            r#" 2. actions.build.container._img._dag."0"._pull (Pull)"#,
+            r#" 3. actions.build.container._img._dag."1"._exec (Exec)"#,
+            r#" 4. actions.build.container._img._dag."2"._exec (Exec)"#,
+            r#" 5. actions.build.container._copy._copy (Copy)"#,
+            r#" 6. actions.build.container._exec (Exec)"#,
+            r#" 7. actions.build.container.export._directories."/output"._subdir._copy (Copy)"#,
+            r#" 8. client.filesystem."./output".write (ClientFilesystemWrite)"#,
+        ],
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"      include: ["**/*.go", "go.mod", "go.sum"]"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"      source: "index.docker.io/golang:1.18-alpine""#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"      args: ["apk", "-U", "--no-cache", "add", "git"]"#),
+        "{text}"
+    );
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(log.matches("| skipped").count(), 8, "{log}");
+    assert!(!dir.path().join("output").exists());
+}
