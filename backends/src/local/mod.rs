@@ -10,6 +10,7 @@
 //!
 //! Images come from `cuedag-oci`, execs run in `cuedag-sandbox`.
 
+mod cache_io;
 mod client;
 mod exec;
 mod fsops;
@@ -79,6 +80,7 @@ pub struct LocalBackend {
     started: tokio::sync::Mutex<HashMap<String, (cuedag_sandbox::Running, tempfile::TempDir)>>,
     session_lock: Mutex<Option<std::fs::File>>,
     path_locks: crate::builtin::PathLocks,
+    cache_session: Mutex<cache_io::CacheSession>,
 }
 
 impl std::fmt::Debug for LocalBackend {
@@ -104,6 +106,7 @@ impl LocalBackend {
             started: tokio::sync::Mutex::new(HashMap::new()),
             session_lock: Mutex::new(None),
             path_locks: Default::default(),
+            cache_session: Mutex::new(cache_io::CacheSession::default()),
         })
     }
 
@@ -254,12 +257,19 @@ impl LocalBackend {
         if !context.session.no_cache {
             if let Some(outputs) = self.load_record(&record_path) {
                 context.log(Level::Info, "CACHED");
+                self.note_step(&key, &task.task_type, &outputs);
+                return Ok(outputs);
+            }
+            if let Some(outputs) = self.import_step(&key, &record_path).await {
+                context.log(Level::Info, "CACHED");
+                self.note_step(&key, &task.task_type, &outputs);
                 return Ok(outputs);
             }
         }
         let outputs = self.dispatch(task, context).await?;
         if !contains_secret(&outputs) {
             self.save_record(&record_path, &task.task_type, "", &outputs)?;
+            self.note_step(&key, &task.task_type, &outputs);
         }
         Ok(outputs)
     }
@@ -456,9 +466,14 @@ impl Backend for LocalBackend {
 
     fn prepare<'a>(
         &'a self,
-        _options: &'a crate::backend::SessionOptions,
+        options: &'a crate::backend::SessionOptions,
     ) -> BoxFuture<'a, Result<(), BackendError>> {
         Box::pin(async move {
+            let cache_session = cache_io::CacheSession::open(&options.cache)?;
+            *self
+                .cache_session
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = cache_session;
             let store = self.store.clone();
             let lock = blocking(move || store.lock_shared()).await?;
             *self
@@ -478,6 +493,9 @@ impl Backend for LocalBackend {
             let span = tracing::debug_span!("local", task = %task.path, kind = %task.task_type);
             let result =
                 tracing::Instrument::instrument(self.run_cached(task, context), span).await;
+            if let (Ok(outputs), "Pull") = (&result, task.task_type.as_str()) {
+                self.note_pulled(outputs);
+            }
             result.map_err(|error| match error {
                 BackendError::Failed(message) => {
                     BackendError::Failed(context.secrets.redact(&message))
@@ -494,11 +512,12 @@ impl Backend for LocalBackend {
                 let _ = container.stop(std::time::Duration::ZERO).await;
                 drop(temp);
             }
+            let exported = self.export_caches().await;
             self.session_lock
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .take();
-            Ok(())
+            exported
         })
     }
 }

@@ -1,0 +1,235 @@
+//! `--cache-to type=local` / `--cache-from type=local` through the local
+//! backend: export from store A, import into an empty store B (the exec does
+//! not run again, the output is identical), an unchanged re-export adds no
+//! blob, a corrupt blob is a miss. The exec tests need root and
+//! `scripts/services up` (then `source .ci/state/env`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod local_common;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use cuedag_backends::{Backend, SessionOptions};
+use cuedag_cache::spec::CacheSpecs;
+use cuedag_evaluator::plan::{FsRef, TaskValue};
+use local_common::{listing, out, s, Harness};
+
+fn require_registry() {
+    let addr = std::env::var("CUEDAG_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".into());
+    let mirrors = std::env::var("CUEDAG_REGISTRY_MIRRORS").unwrap_or_default();
+    assert!(
+        mirrors.contains("docker.io="),
+        "CUEDAG_REGISTRY_MIRRORS does not point docker.io at the local registry: run `scripts/services up` then `source .ci/state/env`"
+    );
+    assert!(
+        std::net::TcpStream::connect(&addr).is_ok(),
+        "no registry listening at {addr}: start it with `scripts/services up` (then `source .ci/state/env`)"
+    );
+}
+
+fn options(h: &Harness, to: &[String], from: &[String]) -> SessionOptions {
+    let no_env = |_: &str| None;
+    SessionOptions {
+        workdir: h.work.path().to_path_buf(),
+        cache_to: to.to_vec(),
+        cache_from: from.to_vec(),
+        cache: CacheSpecs::from_args(to, from, &no_env).unwrap(),
+        ..SessionOptions::default()
+    }
+}
+
+async fn begin(h: &mut Harness, to: &[String], from: &[String]) {
+    let options = options(h, to, from);
+    h.context.session = Arc::new(options.clone());
+    h.backend.prepare(&options).await.unwrap();
+}
+
+fn blob_count(dir: &Path) -> usize {
+    std::fs::read_dir(dir.join("blobs/sha256"))
+        .map(|entries| entries.count())
+        .unwrap_or(0)
+}
+
+/// Builds a small tree with filesystem tasks only (no service needed).
+async fn fs_build(h: &Harness) -> TaskValue {
+    let dir = out(&h
+        .run(
+            "Mkdir",
+            TaskValue::structure([
+                ("input", TaskValue::Fs(FsRef::Scratch)),
+                ("path", s("/app/bin")),
+                ("permissions", TaskValue::Int(0o755)),
+                ("parents", TaskValue::Bool(true)),
+            ]),
+        )
+        .await);
+    out(&h
+        .run(
+            "WriteFile",
+            TaskValue::structure([
+                ("input", dir),
+                ("path", s("/app/bin/hello.txt")),
+                ("contents", s("hello from the cache\n")),
+                ("permissions", TaskValue::Int(0o644)),
+            ]),
+        )
+        .await)
+}
+
+#[tokio::test]
+async fn fs_steps_round_trip_through_a_local_cache_dir() {
+    let cache = tempfile::tempdir().unwrap();
+    let to = vec![format!(
+        "type=local,mode=max,dest={}",
+        cache.path().display()
+    )];
+    let from = vec![format!("type=local,src={}", cache.path().display())];
+
+    let mut a = Harness::new();
+    begin(&mut a, &to, &[]).await;
+    let built = fs_build(&a).await;
+    a.backend.finish().await.unwrap();
+    let written = blob_count(cache.path());
+    assert!(
+        written >= 3,
+        "expected layers + config + manifest, got {written}"
+    );
+    let expected = listing(&a.write_dir(&built, "out").await);
+
+    let mut b = Harness::new();
+    begin(&mut b, &[], &from).await;
+    let imported = fs_build(&b).await;
+    assert_eq!(imported, built, "the imported FS id differs");
+    let logs = b.logs();
+    assert_eq!(
+        logs.iter().filter(|line| *line == "CACHED").count(),
+        2,
+        "{logs:?}"
+    );
+    assert_eq!(listing(&b.write_dir(&imported, "out").await), expected);
+    b.backend.finish().await.unwrap();
+}
+
+#[tokio::test]
+async fn unchanged_reexport_adds_no_blob() {
+    let cache = tempfile::tempdir().unwrap();
+    let to = vec![format!(
+        "type=local,mode=max,dest={}",
+        cache.path().display()
+    )];
+    let mut a = Harness::new();
+    begin(&mut a, &to, &[]).await;
+    fs_build(&a).await;
+    a.backend.finish().await.unwrap();
+    let first = blob_count(cache.path());
+    let mut a = a.rerun();
+    begin(&mut a, &to, &[]).await;
+    fs_build(&a).await;
+    a.backend.finish().await.unwrap();
+    assert_eq!(blob_count(cache.path()), first);
+}
+
+#[tokio::test]
+async fn corrupt_blob_is_a_miss_and_the_step_reruns() {
+    let cache = tempfile::tempdir().unwrap();
+    let to = vec![format!("type=local,dest={}", cache.path().display())];
+    let from = vec![format!("type=local,src={}", cache.path().display())];
+    let mut a = Harness::new();
+    begin(&mut a, &to, &[]).await;
+    let built = fs_build(&a).await;
+    a.backend.finish().await.unwrap();
+    // Corrupt every gzip layer blob (configs and manifests are JSON).
+    for entry in std::fs::read_dir(cache.path().join("blobs/sha256")).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        if bytes.starts_with(&[0x1f, 0x8b]) {
+            std::fs::write(&path, b"garbage").unwrap();
+        }
+    }
+    let mut b = Harness::new();
+    begin(&mut b, &[], &from).await;
+    let rebuilt = fs_build(&b).await;
+    assert_eq!(rebuilt, built);
+    assert!(!b.logs().iter().any(|line| line == "CACHED"));
+}
+
+#[tokio::test]
+async fn exec_is_not_rerun_after_import_into_an_empty_store() {
+    require_registry();
+    let cache = tempfile::tempdir().unwrap();
+    let to = vec![format!(
+        "type=local,mode=max,dest={}",
+        cache.path().display()
+    )];
+    let from = vec![format!("type=local,src={}", cache.path().display())];
+    let cache_id = format!("cache-flags-counter-{}", std::process::id());
+    let exec = |image: &TaskValue| {
+        TaskValue::structure([
+            ("input", image.clone()),
+            (
+                "args",
+                TaskValue::List(vec![
+                    s("sh"),
+                    s("-c"),
+                    s("echo run >> /counter/count; mkdir -p /out; echo built > /out/result"),
+                ]),
+            ),
+            ("workdir", s("/")),
+            ("user", s("root:root")),
+            ("always", TaskValue::Bool(false)),
+            (
+                "mounts",
+                TaskValue::structure([(
+                    "counter",
+                    TaskValue::structure([
+                        ("dest", s("/counter")),
+                        ("type", s("cache")),
+                        (
+                            "contents",
+                            TaskValue::structure([
+                                ("id", s(&cache_id)),
+                                ("concurrency", s("shared")),
+                            ]),
+                        ),
+                    ]),
+                )]),
+            ),
+        ])
+    };
+    let runs = |h: &Harness| {
+        std::fs::read_to_string(h.backend.store().cache_mount_path(&cache_id).join("count"))
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    let pull = TaskValue::structure([("source", s("alpine:3.15")), ("resolveMode", s("default"))]);
+
+    let mut a = Harness::new();
+    begin(&mut a, &to, &[]).await;
+    let image = out(&a.run("Pull", pull.clone()).await);
+    let built = out(&a.run("Exec", exec(&image)).await);
+    assert_eq!(runs(&a), 1);
+    a.backend.finish().await.unwrap();
+    let expected = listing(&a.write_dir(&built, "out").await.join("out"));
+    let blobs = blob_count(cache.path());
+
+    let mut b = Harness::new();
+    begin(&mut b, &to, &from).await;
+    let image = out(&b.run("Pull", pull).await);
+    let imported = out(&b.run("Exec", exec(&image)).await);
+    assert_eq!(runs(&b), 0, "the exec ran in the empty store");
+    assert!(b.logs().iter().any(|line| line == "CACHED"));
+    assert_eq!(imported, built);
+    assert_eq!(
+        listing(&b.write_dir(&imported, "out").await.join("out")),
+        expected
+    );
+    b.backend.finish().await.unwrap();
+    assert_eq!(
+        blob_count(cache.path()),
+        blobs,
+        "an unchanged export added blobs"
+    );
+}
