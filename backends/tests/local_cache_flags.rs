@@ -233,3 +233,38 @@ async fn exec_is_not_rerun_after_import_into_an_empty_store() {
         "an unchanged export added blobs"
     );
 }
+
+#[tokio::test]
+async fn fs_steps_round_trip_through_the_registry() {
+    require_registry();
+    let addr = std::env::var("CUEDAG_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".into());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_nanos())
+        .unwrap_or_default();
+    let reference = format!(
+        "{addr}/cuedag-test/cache-flags-{}-{nanos}:main",
+        std::process::id()
+    );
+    let to = vec![format!("type=registry,mode=max,ref={reference}")];
+    let from = vec![format!("type=registry,ref={reference}")];
+
+    let mut a = Harness::new();
+    begin(&mut a, &to, &[]).await;
+    let built = fs_build(&a).await;
+    a.backend.finish().await.unwrap();
+    let expected = listing(&a.write_dir(&built, "out").await);
+
+    let mut b = Harness::new();
+    begin(&mut b, &[], &from).await;
+    let imported = fs_build(&b).await;
+    assert_eq!(imported, built);
+    let logs = b.logs();
+    assert_eq!(
+        logs.iter().filter(|line| *line == "CACHED").count(),
+        2,
+        "{logs:?}"
+    );
+    assert_eq!(listing(&b.write_dir(&imported, "out").await), expected);
+    b.backend.finish().await.unwrap();
+}

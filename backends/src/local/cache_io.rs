@@ -1,4 +1,5 @@
-//! `--cache-to` / `--cache-from` for the local backend (`type=local`).
+//! `--cache-to` / `--cache-from` for the local backend (`type=local` and
+//! `type=registry`).
 //!
 //! Export (at `finish`): every cached step this session ran or hit becomes
 //! a record keyed by its step key. The record's `outputs` carry the step
@@ -9,40 +10,71 @@
 //! from a pulled image are not exported (the `Pull` step fetches them
 //! again before any step that uses them).
 //!
-//! Import (at `prepare`): each `--cache-from` is opened lazily
-//! ([`cuedag_cache::LocalCache::import`]); on a local step-cache miss the
-//! key is looked up, the missing layers are extracted from verified blobs
-//! into `<store>/layers/`, the snapshots and the local step record are
-//! written, and the step does not run. A missing or corrupt blob is a miss.
+//! Import (at `prepare`): each `--cache-from` is opened (a local directory
+//! lazily through [`cuedag_cache::LocalCache::import`], a registry by
+//! reading its manifest and config); on a local step-cache miss the key is
+//! looked up, only the missing layers of the hit are fetched (verified) and
+//! extracted into `<store>/layers/`, the snapshots and the local step record
+//! are written, and the step does not run. A missing or corrupt blob is a
+//! miss (warning, the step runs).
 //!
 //! `mode=min` is treated like `mode=max` for now (every step of the session
-//! is exported). `type=registry` and `type=gha` are not handled by the local
-//! backend yet: an error (a warning with `ignore-error=true`).
+//! is exported). `type=gha` is not handled yet: an error (a warning with
+//! `ignore-error=true`), as are export failures.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::sync::PoisonError;
+use std::sync::{Arc, PoisonError};
 
 use cuedag_cache::{
-    BlobSource, CacheBackend, CacheExport, CacheSpec, Digest, ExportLayer, ExportRecord,
-    ImportSelector, LayerDescriptor, LocalCache, LocalImport, StepResult,
+    BlobSource, CacheBackend, CacheExport, CacheIndex, CacheSpec, Digest, ExportLayer,
+    ExportRecord, ImportSelector, LayerDescriptor, LocalCache, LocalImport, StepResult,
 };
 use cuedag_evaluator::plan::TaskValue;
 use serde::{Deserialize, Serialize};
 
 use super::store::{write_atomic, Snapshot, Store};
 use super::{failed, LocalBackend};
+use crate::remote_cache::RemoteCache;
 use crate::BackendError;
 
 /// The persistent-cache state of one session.
 #[derive(Debug, Default)]
 pub(crate) struct CacheSession {
-    imports: Vec<LocalImport>,
+    imports: Vec<Source>,
     exports: Vec<CacheSpec>,
     /// Step key → (task type, outputs) of every cached step run or hit.
     steps: BTreeMap<String, (String, TaskValue)>,
     /// Layers of pulled images (never exported).
     external: BTreeSet<String>,
+}
+
+/// An imported cache.
+#[derive(Clone)]
+enum Source {
+    Local(LocalImport),
+    Registry(Arc<RemoteCache>, Arc<CacheIndex>),
+}
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Local(import) => import.fmt(f),
+            Source::Registry(remote, _) => f
+                .debug_tuple("Registry")
+                .field(&remote.reference())
+                .finish(),
+        }
+    }
+}
+
+impl Source {
+    fn index(&self) -> &CacheIndex {
+        match self {
+            Source::Local(import) => import.index(),
+            Source::Registry(_, index) => index,
+        }
+    }
 }
 
 /// What a record's `outputs` hold.
@@ -70,7 +102,7 @@ fn step_digest(key: &str) -> Option<Digest> {
     Digest::parse(&format!("sha256:{key}")).ok()
 }
 
-fn import_failure(spec: &CacheSpec, message: String) -> Result<(), BackendError> {
+fn spec_failure(spec: &CacheSpec, message: String) -> Result<(), BackendError> {
     if spec.ignore_error {
         tracing::warn!("{}: {message} (ignored)", spec.source_name());
         Ok(())
@@ -81,7 +113,10 @@ fn import_failure(spec: &CacheSpec, message: String) -> Result<(), BackendError>
 
 impl CacheSession {
     /// Opens the imports and remembers the exports of `specs`.
-    pub(crate) fn open(specs: &cuedag_cache::CacheSpecs) -> Result<CacheSession, BackendError> {
+    pub(crate) async fn open(
+        specs: &cuedag_cache::CacheSpecs,
+        store: &Store,
+    ) -> Result<CacheSession, BackendError> {
         let mut session = CacheSession::default();
         for spec in &specs.from {
             match &spec.backend {
@@ -91,22 +126,40 @@ impl CacheSession {
                         (None, Some(tag)) => ImportSelector::Tag(tag.clone()),
                         (None, None) => ImportSelector::All,
                     };
-                    session
-                        .imports
-                        .push(LocalCache::new(&local.path).import(&selector));
+                    let dir = local.path.clone();
+                    let import =
+                        super::blocking(move || Ok(LocalCache::new(&dir).import(&selector)))
+                            .await?;
+                    session.imports.push(Source::Local(import));
                 }
-                _ => import_failure(
+                CacheBackend::Registry(_) => {
+                    let remote = cuedag_oci::BlobStore::open(store.root())
+                        .map_err(|error| failed(error.to_string()))
+                        .and_then(|blobs| RemoteCache::from_spec_env(spec, blobs));
+                    match remote {
+                        Ok(remote) => {
+                            let index = remote.import().await;
+                            session
+                                .imports
+                                .push(Source::Registry(Arc::new(remote), Arc::new(index)));
+                        }
+                        Err(error) => spec_failure(spec, error.to_string())?,
+                    }
+                }
+                _ => spec_failure(
                     spec,
-                    "only `type=local` is supported by the local backend yet".into(),
+                    "`type=gha` is not supported by the local backend yet".into(),
                 )?,
             }
         }
         for spec in &specs.to {
             match &spec.backend {
-                CacheBackend::Local(_) => session.exports.push(spec.clone()),
-                _ => import_failure(
+                CacheBackend::Local(_) | CacheBackend::Registry(_) => {
+                    session.exports.push(spec.clone())
+                }
+                _ => spec_failure(
                     spec,
-                    "only `type=local` is supported by the local backend yet".into(),
+                    "`type=gha` is not supported by the local backend yet".into(),
                 )?,
             }
         }
@@ -162,17 +215,14 @@ impl LocalBackend {
             return None;
         }
         let digest = step_digest(key)?;
-        let store = self.store.clone();
-        let payload = super::blocking(move || {
-            for import in &imports {
-                if let Some(payload) = materialise(&store, import, &digest) {
-                    return Ok(Some(payload));
-                }
+        let mut found = None;
+        for source in &imports {
+            if let Some(payload) = materialise(&self.store, source, &digest).await {
+                found = Some(payload);
+                break;
             }
-            Ok(None)
-        })
-        .await
-        .ok()??;
+        }
+        let payload = found?;
         let outputs = super::from_json(&payload.outputs);
         if self
             .save_record(record_path, &payload.task_type, "", &outputs)
@@ -208,28 +258,55 @@ impl LocalBackend {
             payloads.push((key, task_type, outputs, snapshots));
         }
         let store = self.store.clone();
-        super::blocking(move || {
-            let export = build_export(&store, payloads, &external)?;
-            for spec in &exports {
-                let CacheBackend::Local(local) = &spec.backend else {
-                    continue;
-                };
-                let tag = local.tag.clone().unwrap_or_else(|| "latest".to_owned());
-                let started = std::time::Instant::now();
-                match LocalCache::new(&local.path).export(&export, &tag, local.format) {
-                    Ok(report) => tracing::info!(
-                        dir = %local.path.display(),
-                        blobs_written = report.blobs_written,
-                        blobs_present = report.blobs_present,
-                        elapsed_ms = started.elapsed().as_millis() as u64,
-                        "cache exported"
-                    ),
-                    Err(error) => import_failure(spec, format!("cache export failed: {error}"))?,
+        let started = std::time::Instant::now();
+        let export = super::blocking(move || build_export(&store, payloads, &external)).await?;
+        tracing::info!(
+            layers = export.layers.len(),
+            records = export.records.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "cache export prepared"
+        );
+        let export = std::sync::Arc::new(export);
+        for spec in exports {
+            let started = std::time::Instant::now();
+            let result = match &spec.backend {
+                CacheBackend::Local(local) => {
+                    let tag = local.tag.clone().unwrap_or_else(|| "latest".to_owned());
+                    let dir = local.path.clone();
+                    let format = local.format;
+                    let export = export.clone();
+                    super::blocking(move || {
+                        LocalCache::new(&dir)
+                            .export(&export, &tag, format)
+                            .map_err(|error| failed(error.to_string()))
+                    })
+                    .await
                 }
+                CacheBackend::Registry(_) => {
+                    match cuedag_oci::BlobStore::open(self.store.root())
+                        .map_err(|error| failed(error.to_string()))
+                        .and_then(|blobs| RemoteCache::from_spec_env(&spec, blobs))
+                    {
+                        Ok(remote) => remote
+                            .export(&export)
+                            .await
+                            .map_err(|error| failed(error.to_string())),
+                        Err(error) => Err(error),
+                    }
+                }
+                CacheBackend::Gha(_) => continue,
+            };
+            match result {
+                Ok(report) => tracing::info!(
+                    blobs_written = report.blobs_written,
+                    blobs_present = report.blobs_present,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "cache exported"
+                ),
+                Err(error) => spec_failure(&spec, format!("cache export failed: {error}"))?,
             }
-            Ok(())
-        })
-        .await
+        }
+        Ok(())
     }
 }
 
@@ -341,10 +418,10 @@ fn pack(
     Ok(packed)
 }
 
-/// Extracts the layers of the step `key` from `import` into the store and
+/// Extracts the layers of the step `key` from `source` into the store and
 /// writes its snapshots; `None` on a miss.
-fn materialise(store: &Store, import: &LocalImport, key: &Digest) -> Option<Payload> {
-    let hit = import.index().lookup(key)?;
+async fn materialise(store: &Store, source: &Source, key: &Digest) -> Option<Payload> {
+    let hit = source.index().lookup(key)?.clone();
     let payload: Payload = serde_json::from_value(hit.outputs.clone()?).ok()?;
     for (id, layers) in &payload.snapshots {
         for name in layers {
@@ -355,16 +432,32 @@ fn materialise(store: &Store, import: &LocalImport, key: &Digest) -> Option<Payl
             let descriptor = hit
                 .layers
                 .iter()
-                .find(|layer| layer.digest.as_str() == blob)?;
-            let path = import.verified_blob_path(descriptor)?;
-            let file = std::fs::File::open(&path).ok()?;
-            let temp = store.temp_dir("import-").ok()?;
-            let dir = temp.path().join("layer");
-            if let Err(error) = cuedag_oci::extract_layer(file, &dir) {
-                tracing::warn!(blob = %blob, "cannot extract cache blob ({error}); treated as a miss");
+                .find(|layer| layer.digest.as_str() == blob)?
+                .clone();
+            let store = store.clone();
+            let name = name.clone();
+            let installed = match source {
+                Source::Local(import) => {
+                    let import = import.clone();
+                    super::blocking(move || {
+                        Ok(import
+                            .verified_blob_path(&descriptor)
+                            .and_then(|path| std::fs::File::open(path).ok())
+                            .map(|file| install(&store, &name, file)))
+                    })
+                    .await
+                }
+                Source::Registry(remote, _) => {
+                    let bytes = remote.fetch_layer(&descriptor).await?;
+                    super::blocking(move || {
+                        Ok(Some(install(&store, &name, std::io::Cursor::new(bytes))))
+                    })
+                    .await
+                }
+            };
+            if !matches!(installed, Ok(Some(true))) {
                 return None;
             }
-            store.commit_layer_as(&dir, name).ok()?;
         }
         let snapshot = Snapshot {
             layers: layers.clone(),
@@ -376,4 +469,18 @@ fn materialise(store: &Store, import: &LocalImport, key: &Digest) -> Option<Payl
         store.save_snapshot(&snapshot).ok()?;
     }
     Some(payload)
+}
+
+/// Extracts a layer blob into `<store>/layers/<name>`; `false` (with a
+/// warning) if it cannot.
+fn install(store: &Store, name: &str, blob: impl std::io::Read) -> bool {
+    let Ok(temp) = store.temp_dir("import-") else {
+        return false;
+    };
+    let dir = temp.path().join("layer");
+    if let Err(error) = cuedag_oci::extract_layer(blob, &dir) {
+        tracing::warn!(layer = %name, "cannot extract cache blob ({error}); treated as a miss");
+        return false;
+    }
+    store.commit_layer_as(&dir, name).is_ok()
 }

@@ -469,7 +469,7 @@ impl Backend for LocalBackend {
         options: &'a crate::backend::SessionOptions,
     ) -> BoxFuture<'a, Result<(), BackendError>> {
         Box::pin(async move {
-            let cache_session = cache_io::CacheSession::open(&options.cache)?;
+            let cache_session = cache_io::CacheSession::open(&options.cache, &self.store).await?;
             *self
                 .cache_session
                 .lock()
