@@ -1523,11 +1523,20 @@ impl Engine {
                 if !counts {
                     continue;
                 }
-                let key = if gr.delegate {
-                    gr.parent.unwrap_or(*g)
-                } else {
-                    *g
-                };
+                // A definition embedded in a definition that is itself
+                // embedded delegates all the way up to the outermost
+                // embedding struct (`#T: {f: 1, #C}`, `#C: {#R}`).
+                let mut key = *g;
+                let mut hops = 0;
+                while let Some(group) = self.groups.get(key as usize).copied() {
+                    match (group.delegate, group.parent) {
+                        (true, Some(parent)) if hops < 64 => {
+                            key = parent;
+                            hops += 1;
+                        }
+                        _ => break,
+                    }
+                }
                 if !closed_set.contains(&key) {
                     closed_set.push(key);
                 }
