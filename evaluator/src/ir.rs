@@ -954,12 +954,27 @@ impl<'a> Compiler<'a> {
         match e {
             ast::Expr::Binary {
                 op: BinaryOp::Disjunction,
-                lhs,
-                rhs,
                 ..
             } => {
-                self.flatten_disj(lhs, arms);
-                self.flatten_disj(rhs, arms);
+                // `a | b | c | ...` nests to the left: walk that spine without
+                // recursion, so long enumerations (aws/cli's service names)
+                // are not limited by the nesting bound.
+                let mut rights = Vec::new();
+                let mut current = e;
+                while let ast::Expr::Binary {
+                    op: BinaryOp::Disjunction,
+                    lhs,
+                    rhs,
+                    ..
+                } = current
+                {
+                    rights.push(rhs.as_ref());
+                    current = lhs.as_ref();
+                }
+                self.flatten_disj(current, arms);
+                for rhs in rights.into_iter().rev() {
+                    self.flatten_disj(rhs, arms);
+                }
             }
             ast::Expr::Unary {
                 op: UnaryOp::Default,
