@@ -3,16 +3,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_cuedag"))
-}
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures")
-}
+#[allow(unused_imports)]
+use common::*;
 
 /// A temp dir holding `plan.cue` copied from `fixtures/plans/cli/<name>`.
 fn project(name: &str) -> tempfile::TempDir {
@@ -22,43 +16,10 @@ fn project(name: &str) -> tempfile::TempDir {
     dir
 }
 
-fn run_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut command = Command::new(bin());
-    command.current_dir(dir).args(args);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("DAGGER_") {
-            command.env_remove(key);
-        }
-    }
-    command.env("DAGGER_LOG_FORMAT", "plain");
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    command.output().unwrap()
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn assert_exit(output: &Output, code: i32) {
-    assert_eq!(
-        output.status.code(),
-        Some(code),
-        "stdout:\n{}\nstderr:\n{}",
-        stdout(output),
-        stderr(output)
-    );
-}
-
 #[test]
 fn unknown_action_shows_nearest_help() {
     let dir = project("client.cue");
-    let output = run_in(dir.path(), &["do", "group", "nope"], &[]);
+    let output = run_in_env(dir.path(), &["do", "group", "nope"], &[]);
     assert_exit(&output, 1);
     assert!(
         stderr(&output).contains("action not found: group nope"),
@@ -76,7 +37,7 @@ fn unknown_action_shows_nearest_help() {
 #[test]
 fn nested_actions_are_listed_with_help() {
     let dir = project("client.cue");
-    let output = run_in(dir.path(), &["do"], &[]);
+    let output = run_in_env(dir.path(), &["do"], &[]);
     assert_exit(&output, 0);
     let text = stdout(&output);
     for (name, doc) in [
@@ -90,7 +51,7 @@ fn nested_actions_are_listed_with_help() {
             .unwrap_or_default();
         assert!(line.contains(doc), "{name}: {text}");
     }
-    let output = run_in(dir.path(), &["do", "group", "--help"], &[]);
+    let output = run_in_env(dir.path(), &["do", "group", "--help"], &[]);
     assert_exit(&output, 0);
     assert!(
         stdout(&output).contains("The first one."),
@@ -102,7 +63,7 @@ fn nested_actions_are_listed_with_help() {
 #[test]
 fn client_env_and_write_end_to_end() {
     let dir = project("client.cue");
-    let output = run_in(
+    let output = run_in_env(
         dir.path(),
         &["do", "greet", "--output-format", "json"],
         &[("NAME", "bob")],
@@ -127,7 +88,7 @@ fn client_env_and_write_end_to_end() {
 #[test]
 fn missing_client_env_fails_with_dagger_message() {
     let dir = project("client.cue");
-    let output = run_in(dir.path(), &["do", "greet"], &[]);
+    let output = run_in_env(dir.path(), &["do", "greet"], &[]);
     assert_exit(&output, 1);
     assert!(
         stderr(&output).contains("client.env: environment variable \"NAME\" not set"),
@@ -140,7 +101,7 @@ fn missing_client_env_fails_with_dagger_message() {
 #[test]
 fn client_command_and_read_end_to_end() {
     let dir = project("client.cue");
-    let output = run_in(
+    let output = run_in_env(
         dir.path(),
         &["do", "command", "--output-format", "json"],
         &[("NAME", "x")],
@@ -150,7 +111,7 @@ fn client_command_and_read_end_to_end() {
     assert_eq!(outputs["output"], "from-echo x");
 
     std::fs::write(dir.path().join("input.txt"), "file text\n").unwrap();
-    let output = run_in(dir.path(), &["do", "read", "--output-format", "plain"], &[]);
+    let output = run_in_env(dir.path(), &["do", "read", "--output-format", "plain"], &[]);
     assert_exit(&output, 0);
     assert_eq!(
         stdout(&output),
@@ -182,7 +143,7 @@ dagger.#Plan & {
 "#;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("plan.cue"), plan).unwrap();
-    let output = run_in(
+    let output = run_in_env(
         dir.path(),
         &[
             "do",
@@ -197,7 +158,7 @@ dagger.#Plan & {
     assert_exit(&output, 0);
     assert_eq!(stdout(&output), "Field   Value\noutput  dagger.#Secret\n");
     assert!(!stderr(&output).contains("hunter2"), "{}", stderr(&output));
-    let output = run_in(
+    let output = run_in_env(
         dir.path(),
         &["do", "trim", "--dry-run"],
         &[("TOKEN", "hunter2-secret")],
@@ -211,7 +172,7 @@ dagger.#Plan & {
     assert!(!stdout(&output).contains("hunter2") && !stderr(&output).contains("hunter2"));
     // A command handed the secret gets the plaintext; the output is a string
     // the author chose to expose.
-    let output = run_in(
+    let output = run_in_env(
         dir.path(),
         &["do", "show", "--output-format", "json"],
         &[("TOKEN", " s3 ")],

@@ -4,12 +4,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_cuedag"))
-}
+#[allow(unused_imports)]
+use common::*;
+
+use std::path::Path;
+use std::process::Output;
 
 /// A temp copy of `fixtures/go-hello` without any previous `output/`.
 fn seed_project() -> tempfile::TempDir {
@@ -17,38 +18,6 @@ fn seed_project() -> tempfile::TempDir {
     let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/go-hello");
     copy_dir(&from, dir.path());
     dir
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            if entry.file_name() == "output" {
-                continue;
-            }
-            std::fs::create_dir_all(&target).unwrap();
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
-fn run_in(dir: &Path, args: &[&str]) -> Output {
-    let mut command = Command::new(bin());
-    command.current_dir(dir).args(args);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("DAGGER_") {
-            command.env_remove(key);
-        }
-    }
-    command.env("DAGGER_LOG_FORMAT", "plain");
-    command.output().unwrap()
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 fn assert_ok(output: &Output) {
