@@ -34,6 +34,9 @@ pub struct SessionOptions {
     pub no_cache: bool,
     /// `--platform` (`os/arch[/variant]`), if given.
     pub platform: Option<String>,
+    /// The target action's path below `actions` (`["test", "unit"]`); names
+    /// defaults such as the tag of a cache export.
+    pub action: Vec<String>,
 }
 
 /// One task, ready to run: every input concrete.

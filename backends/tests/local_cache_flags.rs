@@ -113,6 +113,47 @@ async fn fs_steps_round_trip_through_a_local_cache_dir() {
 }
 
 #[tokio::test]
+async fn two_actions_keep_their_own_entries_and_share_blobs() {
+    let cache = tempfile::tempdir().unwrap();
+    let to = vec![format!(
+        "type=local,mode=max,dest={}",
+        cache.path().display()
+    )];
+    let mut tags = Vec::new();
+    let mut counts = Vec::new();
+    for action in ["build", "test"] {
+        let mut h = Harness::new();
+        let mut options = options(&h, &to, &[]);
+        options.action = vec![action.to_string()];
+        h.context.session = Arc::new(options.clone());
+        h.backend.prepare(&options).await.unwrap();
+        fs_build(&h).await;
+        h.backend.finish().await.unwrap();
+        counts.push(blob_count(cache.path()));
+        let index: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(cache.path().join("index.json")).unwrap())
+                .unwrap();
+        tags = index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|m| m["annotations"]["org.opencontainers.image.ref.name"].as_str())
+            .map(str::to_string)
+            .collect();
+    }
+    tags.sort();
+    assert_eq!(tags, ["build", "test"], "one entry per action");
+    // The same steps: the second action's export stores no new layer; at
+    // most its own manifest (the config is identical, so shared too).
+    assert!(
+        counts[1] <= counts[0] + 1,
+        "blobs after build: {}, after test: {}",
+        counts[0],
+        counts[1]
+    );
+}
+
+#[tokio::test]
 async fn unchanged_reexport_adds_no_blob() {
     let cache = tempfile::tempdir().unwrap();
     let to = vec![format!(

@@ -43,6 +43,8 @@ use crate::BackendError;
 pub(crate) struct CacheSession {
     imports: Vec<Source>,
     exports: Vec<CacheSpec>,
+    /// The tag of a `type=local` export that gives none (from the action).
+    export_tag: String,
     /// Step key → (task type, outputs) of every cached step run or hit.
     steps: BTreeMap<String, (String, TaskValue)>,
     /// Layers of pulled images (never exported).
@@ -116,8 +118,17 @@ impl CacheSession {
     pub(crate) async fn open(
         specs: &cuedag_cache::CacheSpecs,
         store: &Store,
+        action: &[String],
     ) -> Result<CacheSession, BackendError> {
         let mut session = CacheSession::default();
+        // Each action exports to its own entry, so that several actions can
+        // share one cache directory without replacing each other's entry.
+        let action: Vec<&str> = action.iter().map(String::as_str).collect();
+        session.export_tag = if action.is_empty() {
+            "latest".to_owned()
+        } else {
+            cuedag_cache::default_tag(&action)
+        };
         for spec in &specs.from {
             match &spec.backend {
                 CacheBackend::Local(local) => {
@@ -235,11 +246,12 @@ impl LocalBackend {
 
     /// Exports this session's steps to every `--cache-to`.
     pub(crate) async fn export_caches(&self) -> Result<(), BackendError> {
-        let (exports, steps, external) = self.with_cache_session(|session| {
+        let (exports, steps, external, export_tag) = self.with_cache_session(|session| {
             (
                 std::mem::take(&mut session.exports),
                 std::mem::take(&mut session.steps),
                 std::mem::take(&mut session.external),
+                session.export_tag.clone(),
             )
         });
         if exports.is_empty() {
@@ -271,7 +283,7 @@ impl LocalBackend {
             let started = std::time::Instant::now();
             let result = match &spec.backend {
                 CacheBackend::Local(local) => {
-                    let tag = local.tag.clone().unwrap_or_else(|| "latest".to_owned());
+                    let tag = local.tag.clone().unwrap_or_else(|| export_tag.clone());
                     let dir = local.path.clone();
                     let format = local.format;
                     let export = export.clone();

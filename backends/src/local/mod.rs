@@ -469,7 +469,8 @@ impl Backend for LocalBackend {
         options: &'a crate::backend::SessionOptions,
     ) -> BoxFuture<'a, Result<(), BackendError>> {
         Box::pin(async move {
-            let cache_session = cache_io::CacheSession::open(&options.cache, &self.store).await?;
+            let cache_session =
+                cache_io::CacheSession::open(&options.cache, &self.store, &options.action).await?;
             *self
                 .cache_session
                 .lock()

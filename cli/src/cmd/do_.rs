@@ -560,6 +560,7 @@ fn run_options(options: DoOptions, global: &Global) -> ExitCode {
         cache,
         no_cache: options.no_cache,
         platform: options.platform.clone(),
+        action: target.labels().iter().skip(1).cloned().collect(),
     };
     let run_options = RunOptions {
         jobs: options.jobs.unwrap_or_else(|| RunOptions::default().jobs),
