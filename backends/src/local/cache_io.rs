@@ -123,12 +123,9 @@ impl CacheSession {
         let mut session = CacheSession::default();
         // Each action exports to its own entry, so that several actions can
         // share one cache directory without replacing each other's entry.
+        // (`default_tag` gives `latest` for an empty path.)
         let action: Vec<&str> = action.iter().map(String::as_str).collect();
-        session.export_tag = if action.is_empty() {
-            "latest".to_owned()
-        } else {
-            cuedag_cache::default_tag(&action)
-        };
+        session.export_tag = cuedag_cache::default_tag(&action);
         for spec in &specs.from {
             match &spec.backend {
                 CacheBackend::Local(local) => {
