@@ -29,6 +29,7 @@ fn request(task_type: &str, inputs: TaskValue) -> TaskRequest {
         path: CuePath::new(["actions", "bench"]),
         task_type: task_type.into(),
         inputs,
+        origin: None,
     }
 }
 

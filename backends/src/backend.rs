@@ -10,6 +10,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use cuedag_evaluator::plan::{CuePath, TaskValue};
+use cuedag_evaluator::Location;
 use tokio_util::sync::CancellationToken;
 
 use crate::events::{Level, Progress};
@@ -49,6 +50,10 @@ pub struct TaskRequest {
     /// The task's fields. Outputs not yet computed appear as
     /// [`TaskValue::Declared`] with their declared type.
     pub inputs: TaskValue,
+    /// Where the value of the task's `path` field is written, for tasks
+    /// that resolve it against the declaring CUE file (`core.#Source`).
+    /// Files of the embedded packages show as `<embedded>/<import path>/…`.
+    pub origin: Option<Location>,
 }
 
 /// What a running task may use: progress, secrets, sockets, cancellation.
@@ -196,6 +201,7 @@ mod tests {
             path: CuePath::new(["actions", "nop"]),
             task_type: "Nop".into(),
             inputs: TaskValue::structure([("input", TaskValue::Bool(true))]),
+            origin: None,
         };
         assert!(set.handles(&nop));
         let out = set.run(&nop, &context).await.unwrap();
@@ -205,6 +211,7 @@ mod tests {
             path: CuePath::new(["actions", "exec"]),
             task_type: "Exec".into(),
             inputs: TaskValue::empty_struct(),
+            origin: None,
         };
         assert!(!set.handles(&exec));
         let err = set.run(&exec, &context).await.unwrap_err();
@@ -222,6 +229,7 @@ mod tests {
                     TaskValue::Declared(Declared::new(DeclaredKind::Fs)),
                 ),
             ]),
+            origin: None,
         };
         assert!(matches!(
             set.run(&fs_read, &context).await,

@@ -545,6 +545,7 @@ mod tests {
             path: CuePath::new(["client", "x"]),
             task_type: task_type.into(),
             inputs,
+            origin: None,
         }
     }
 

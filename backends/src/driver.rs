@@ -3,6 +3,7 @@
 //! outputs back.
 
 use cuedag_evaluator::plan::{Plan, TaskValue};
+use cuedag_evaluator::Location;
 
 use crate::executor::{PlanDriver, TaskRequestInfo};
 use crate::BackendError;
@@ -20,5 +21,11 @@ impl PlanDriver for Plan {
     fn preview(&mut self, task: &TaskRequestInfo) -> Result<TaskValue, BackendError> {
         self.preview_inputs(&task.path)
             .map_err(|error| BackendError::Plan(error.to_string()))
+    }
+
+    fn origin(&mut self, task: &TaskRequestInfo) -> Option<Location> {
+        (task.task_type == "Source")
+            .then(|| self.field_origin(&task.path, "path"))
+            .flatten()
     }
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cuedag_evaluator::plan::{CuePath, TaskGraph, TaskValue};
+use cuedag_evaluator::Location;
 use petgraph::graph::NodeIndex;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -32,6 +33,11 @@ pub trait PlanDriver {
     /// their outputs show as declared types). Defaults to [`Self::inputs`].
     fn preview(&mut self, task: &TaskRequestInfo) -> Result<TaskValue, BackendError> {
         self.inputs(task)
+    }
+
+    /// Where the task's `path` value is written (see [`TaskRequest::origin`]).
+    fn origin(&mut self, _task: &TaskRequestInfo) -> Option<Location> {
+        None
     }
 }
 
@@ -229,10 +235,12 @@ impl Executor {
                 }
                 match driver.inputs(&info) {
                     Ok(inputs) => {
+                        let origin = driver.origin(&info);
                         let request = TaskRequest {
                             path: info.path,
                             task_type: info.task_type,
                             inputs,
+                            origin,
                         };
                         self.spawn(&mut running, node, request, &semaphore, &cancel);
                     }

@@ -3,7 +3,7 @@
 
 mod local_common;
 
-use cuedag_evaluator::plan::{FsRef, TaskValue};
+use cuedag_evaluator::plan::{CuePath, FsRef, TaskValue};
 use local_common::{listing, out, s, write, Harness};
 
 #[tokio::test]
@@ -590,4 +590,113 @@ async fn source_and_new_secret() {
         panic!("{secret:?}")
     };
     assert_eq!(h.context.secrets.get(id).unwrap().expose(), "t0ken");
+}
+
+/// `core.#Source` inside universe packages reads the files the package
+/// ships (`netlify/deploy.sh`, `aws/scripts/install.sh`) from the embedded
+/// copy written into the store, whatever the working directory holds.
+#[tokio::test]
+async fn universe_sources_read_the_files_shipped_with_the_package() {
+    use cuedag_backends::TaskRequest;
+    use cuedag_evaluator::plan::Plan;
+    use cuedag_evaluator::{LoadOptions, MemLoader};
+
+    let mut loader = MemLoader::default();
+    loader.add(
+        "plan/main.cue",
+        r#"
+package main
+
+import (
+	"dagger.io/dagger"
+	"universe.dagger.io/aws"
+	"universe.dagger.io/netlify"
+)
+
+dagger.#Plan & {
+	actions: {
+		deploy: netlify.#Deploy & {
+			contents: dagger.#Scratch
+			site:     "s"
+			token:    _token
+		}
+		_token: dagger.#Secret
+		cli: aws.#Build
+	}
+}
+"#,
+    );
+    let options = LoadOptions {
+        embedded: cuedag_universe::files()
+            .map(|(path, text)| (path.to_string(), text.to_string()))
+            .collect(),
+        overlays: Vec::new(),
+    };
+    let mut plan = Plan::load(&loader, &["plan".to_string()], &options).unwrap();
+    let sources: Vec<_> = plan
+        .tasks()
+        .iter()
+        .filter(|task| task.task_type == "Source")
+        .map(|task| task.path.clone())
+        .collect();
+    assert_eq!(sources.len(), 2, "{sources:?}");
+
+    let h = Harness::new();
+    let mut shipped = Vec::new();
+    let first = sources[0].clone();
+    for path in sources {
+        let origin = plan.field_origin(&path, "path");
+        assert!(
+            origin
+                .as_ref()
+                .is_some_and(|o| o.file.starts_with("<embedded>/universe.dagger.io/")),
+            "{origin:?}"
+        );
+        let inputs = plan.task_inputs(&path).unwrap();
+        let output = h
+            .try_run_request(TaskRequest {
+                path: path.clone(),
+                task_type: "Source".into(),
+                inputs,
+                origin,
+            })
+            .await
+            .unwrap();
+        let dir = h
+            .write_dir(&out(&output), &format!("out-{}", shipped.len()))
+            .await;
+        shipped.extend(
+            listing(&dir)
+                .into_iter()
+                .map(|entry| entry.split('=').next().unwrap_or_default().to_string()),
+        );
+    }
+    shipped.sort();
+    assert_eq!(shipped, vec!["deploy.sh", "install.sh"]);
+    let install = std::fs::read_dir(h.work.path().join("out-0"))
+        .unwrap()
+        .chain(std::fs::read_dir(h.work.path().join("out-1")).unwrap())
+        .map(|entry| entry.unwrap().path())
+        .find(|path| path.ends_with("install.sh"))
+        .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(install).unwrap().permissions().mode() & 0o777,
+        0o755
+    );
+
+    // A path that the declaring file's directory lacks is a clear error.
+    let err = h
+        .try_run_request(TaskRequest {
+            path: CuePath::new(["actions", "missing"]),
+            task_type: "Source".into(),
+            inputs: TaskValue::structure([("path", s("nope"))]),
+            origin: plan.field_origin(&first, "path"),
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        err.starts_with("path \"nope\" does not exist (relative to the directory of <embedded>/universe.dagger.io/"),
+        "{err}"
+    );
 }

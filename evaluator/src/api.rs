@@ -598,6 +598,18 @@ impl Evaluation {
         }
     }
 
+    /// Where the scalar conjuncts that make up a value are written (types,
+    /// bounds and literals alike), in evaluation order. Empty for structs
+    /// and lists.
+    pub fn value_locations(&mut self, v: ValueId) -> Vec<Location> {
+        let w = self.resolved(v);
+        self.engine.vs[w as usize]
+            .value_pos
+            .iter()
+            .filter_map(|p| self.sources.locate(*p))
+            .collect()
+    }
+
     /// Why the value is not concrete (first error), `None` when it is.
     pub fn not_concrete_reason(&mut self, v: ValueId) -> Option<EvalError> {
         match self.engine.export(v.0) {

@@ -7,6 +7,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use cuedag_evaluator::plan::TaskValue;
+use cuedag_evaluator::Location;
 use sha2::{Digest as _, Sha256};
 
 use super::store::{hash_entry, io_error, Snapshot, Store};
@@ -27,12 +28,15 @@ pub async fn read(
     Ok(TaskValue::structure([("contents", output)]))
 }
 
-/// `core.#Source`: the plan's own files. The CUE file's directory is not
-/// part of the task request, so `path` is resolved against the session's
-/// working directory (the plan directory when `cuedag do` runs there).
+/// `core.#Source`: files shipped next to the plan or package. `path` is
+/// resolved against the directory of the CUE file that sets it (the
+/// request's `origin`, as Dagger did); files of the embedded packages are
+/// read from their copy in the store. Without an origin, the session's
+/// working directory is used.
 pub async fn source(
     backend: &LocalBackend,
     inputs: &TaskValue,
+    origin: Option<&Location>,
     context: &TaskContext,
 ) -> Result<TaskValue, BackendError> {
     let raw = str_field(inputs, "path")?;
@@ -48,10 +52,34 @@ pub async fn source(
             _ => depth += 1,
         }
     }
+    let at = match origin {
+        Some(location) => format!(
+            " (relative to the directory of {}:{}:{})",
+            location.file, location.line, location.col
+        ),
+        None => String::new(),
+    };
     if escapes {
-        return Err(failed(format!("path \"{raw}\" is not relative")));
+        return Err(failed(format!("path \"{raw}\" is not relative{at}")));
     }
-    let path = client_path(raw, &context.session.workdir);
+    let base = match origin {
+        None => context.session.workdir.clone(),
+        Some(location) => {
+            let file = Path::new(&location.file);
+            let dir = file.parent().unwrap_or(Path::new(""));
+            match dir.strip_prefix("<embedded>") {
+                Ok(rest) => {
+                    let store = backend.store().clone();
+                    blocking(move || store.universe_dir()).await?.join(rest)
+                }
+                Err(_) => client_path(&dir.to_string_lossy(), &context.session.workdir),
+            }
+        }
+    };
+    let path = base.join(raw);
+    if !path.exists() {
+        return Err(failed(format!("path \"{raw}\" does not exist{at}")));
+    }
     let output = import_dir(backend, inputs, path).await?;
     Ok(TaskValue::structure([("output", output)]))
 }

@@ -215,7 +215,7 @@ impl LocalBackend {
                     client::write(self, inputs, context).await
                 }
             }
-            "Source" => client::source(self, inputs, context).await,
+            "Source" => client::source(self, inputs, task.origin.as_ref(), context).await,
             "Pull" => image::pull(self, inputs, context).await,
             "Push" => image::push(self, inputs, context).await,
             "Export" => image::export(self, inputs, context).await,

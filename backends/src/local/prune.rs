@@ -109,6 +109,7 @@ pub fn prune(root: &Path, keep_bytes: u64) -> Result<PruneReport, BackendError> 
         "blobs/sha256",
         "cache-mounts",
         "refs",
+        "universe",
     ] {
         for item in fs::read_dir(root.join(dir)).into_iter().flatten().flatten() {
             let path = item.path();

@@ -3,11 +3,12 @@
 //! records, persistent cache mounts and lock files.
 //!
 //! Layout under the root: `blobs/sha256/` (the OCI blob store), `layers/`,
-//! `snapshots/`, `steps/`, `cache-mounts/`, `locks/`, `tmp/`.
+//! `snapshots/`, `steps/`, `cache-mounts/`, `locks/`, `tmp/`, `universe/`
+//! (the embedded packages' files, for `core.#Source`).
 
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use fs4::fs_std::FileExt;
@@ -152,6 +153,58 @@ impl Store {
             .prefix(prefix)
             .tempdir_in(self.root.join("tmp"))
             .map_err(io_error("creating a temporary directory in the store"))
+    }
+
+    /// The embedded `dagger.io` / `universe.dagger.io` files written out
+    /// under `universe/<digest>/` (once per binary version; the directory is
+    /// filled in a temporary directory and renamed into place), so tasks
+    /// such as `core.#Source` can read the files a package ships.
+    pub fn universe_dir(&self) -> Result<PathBuf, BackendError> {
+        let mut hasher = Sha256::new();
+        for (path, text) in cuedag_universe::files() {
+            hasher.update(path.as_bytes());
+            hasher.update([0]);
+            hasher.update(cuedag_universe::file_mode(path).to_le_bytes());
+            hasher.update((text.len() as u64).to_le_bytes());
+            hasher.update(text.as_bytes());
+        }
+        let digest = hex::encode(hasher.finalize());
+        let target = self.root.join("universe").join(&digest[..16]);
+        if target.is_dir() {
+            return Ok(target);
+        }
+        let temp = self.temp_dir("universe-")?;
+        for (path, text) in cuedag_universe::files() {
+            let file = temp.path().join(path);
+            if let Some(parent) = file.parent() {
+                fs::create_dir_all(parent)
+                    .map_err(io_error(format!("creating `{}`", parent.display())))?;
+            }
+            fs::write(&file, text).map_err(io_error(format!("writing `{}`", file.display())))?;
+            fs::set_permissions(
+                &file,
+                fs::Permissions::from_mode(cuedag_universe::file_mode(path)),
+            )
+            .map_err(io_error(format!("writing `{}`", file.display())))?;
+        }
+        let parent = self.root.join("universe");
+        fs::create_dir_all(&parent)
+            .map_err(io_error(format!("creating `{}`", parent.display())))?;
+        let staged = temp.keep();
+        match fs::rename(&staged, &target) {
+            Ok(()) => Ok(target),
+            Err(_) if target.is_dir() => {
+                let _ = fs::remove_dir_all(&staged);
+                Ok(target)
+            }
+            Err(error) => {
+                let _ = fs::remove_dir_all(&staged);
+                Err(BackendError::io(
+                    format!("storing `{}`", target.display()),
+                    error,
+                ))
+            }
+        }
     }
 
     /// Moves the directory `dir` into `layers/<name>`; if that layer exists

@@ -89,11 +89,17 @@ impl Harness {
     }
 
     pub async fn try_run(&self, task_type: &str, inputs: TaskValue) -> Result<TaskValue, String> {
-        let request = TaskRequest {
+        self.try_run_request(TaskRequest {
             path: CuePath::new(["actions", "test"]),
             task_type: task_type.into(),
             inputs,
-        };
+            origin: None,
+        })
+        .await
+    }
+
+    pub async fn try_run_request(&self, request: TaskRequest) -> Result<TaskValue, String> {
+        let task_type = &request.task_type;
         assert!(self.backend.handles(&request), "{task_type} not handled");
         self.backend
             .run(&request, &self.context)

@@ -724,6 +724,45 @@ impl Plan {
         Ok(inputs)
     }
 
+    /// Where the concrete value of the task's field `name` is written: the
+    /// string literal (or interpolation) that sets it, else the field's
+    /// first declaration outside the `dagger.io` packages, else its first
+    /// declaration. `core.#Source` resolves `path` against that file's
+    /// directory, as Dagger did.
+    pub fn field_origin(&mut self, task: &CuePath, name: &str) -> Option<Location> {
+        let (value, _) = self.task_value(task).ok()?;
+        let info = self
+            .eval
+            .fields(value)
+            .into_iter()
+            .find(|info| info.selector == field(name))?;
+        let is_literal = |plan: &Plan, location: &Location| {
+            plan.eval
+                .sources()
+                .files
+                .iter()
+                .find(|file| file.path == location.file)
+                .and_then(|file| file.text.get(location.span.start as usize..))
+                .is_some_and(|text| {
+                    text.starts_with('"') || text.starts_with('#') || text.starts_with('\'')
+                })
+        };
+        let values = self.eval.value_locations(info.value);
+        if let Some(location) = values.iter().rev().find(|l| is_literal(self, l)) {
+            return Some(location.clone());
+        }
+        let outside_dagger = |location: &&Location| {
+            !location.file.contains("dagger.io/dagger/")
+                && !location.file.contains("dagger.io/dagger\\")
+        };
+        values
+            .iter()
+            .find(outside_dagger)
+            .or_else(|| info.locations.iter().find(outside_dagger))
+            .or_else(|| info.locations.first())
+            .cloned()
+    }
+
     /// Like [`Plan::task_inputs`] but never fails on missing inputs (for
     /// `--dry-run`, where dependencies have not run).
     pub fn preview_inputs(&mut self, path: &CuePath) -> Result<TaskValue, PlanError> {

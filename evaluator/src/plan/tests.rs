@@ -271,3 +271,43 @@ fn seed_plan_fills_reach_the_output_write() {
         .unwrap();
     }
 }
+
+#[test]
+fn source_origin_is_the_file_that_sets_path() {
+    let mut loader = MemLoader::default();
+    loader.add(
+        "plan/build.cue",
+        r#"
+package main
+
+import (
+	"dagger.io/dagger"
+	"dagger.io/dagger/core"
+	"universe.dagger.io/aws"
+)
+
+dagger.#Plan & {
+	actions: {
+		mine: core.#Source & {
+			path: "scripts"
+		}
+		cli: aws.#Build
+	}
+}
+"#,
+    );
+    let mut plan = Plan::load(&loader, &["plan".to_string()], &options(&[])).unwrap();
+    let mine = plan
+        .field_origin(&CuePath::new(["actions", "mine"]), "path")
+        .unwrap();
+    assert_eq!((mine.file.as_str(), mine.line), ("./plan/build.cue", 13));
+    let scripts = plan
+        .tasks()
+        .iter()
+        .find(|task| task.task_type == "Source" && task.path.to_string().starts_with("actions.cli"))
+        .unwrap()
+        .path
+        .clone();
+    let shipped = plan.field_origin(&scripts, "path").unwrap();
+    assert_eq!(shipped.file, "<embedded>/universe.dagger.io/aws/aws.cue");
+}
