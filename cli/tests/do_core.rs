@@ -142,3 +142,48 @@ fn source_is_relative_to_the_plan_file_not_the_working_directory() {
         &["actions.outside", "path \"../elsewhere\" is not relative (relative to the directory of ../plans/app/plan.cue:23:"],
     );
 }
+
+#[test]
+fn unset_list_and_struct_inputs_are_reported_before_anything_runs() {
+    let project = Project::new();
+    project.write(
+        "plan.cue",
+        r#"package main
+
+import (
+	"dagger.io/dagger"
+	"dagger.io/dagger/core"
+)
+
+dagger.#Plan & {
+	actions: {
+		_img: core.#Pull & {source: "alpine:3.15"}
+		run: core.#Exec & {
+			input: _img.output
+			args: ["echo", string, "a" | "b"]
+			mounts: m: {dest: string, contents: _img.output}
+		}
+		merge: core.#Merge & {inputs: [_img.output, _fs]}
+		_fs: dagger.#FS
+	}
+}
+"#,
+    );
+    let run = project.run(&["do", "run"]);
+    assert_fails_with(
+        &run,
+        &[
+            "\"actions.run.args.1\" is not set (incomplete value string)\n    ./plan.cue:13:19",
+            "\"actions.run.args.2\" is not set (incomplete value \"a\" | \"b\")\n    ./plan.cue:13:",
+            "\"actions.run.mounts.m.dest\" is not set (incomplete value string)\n    ./plan.cue:14:",
+            "[P003]",
+        ],
+    );
+    assert!(!stderr(&run).contains("computing"), "{}", text(&run));
+    let merge = project.run(&["do", "merge"]);
+    assert_fails_with(
+        &merge,
+        &["\"actions._fs\" is not set (dagger.#FS is not set)\n    ./plan.cue:17:3"],
+    );
+    assert!(!stderr(&merge).contains("computing"), "{}", text(&merge));
+}

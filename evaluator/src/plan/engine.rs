@@ -513,7 +513,8 @@ impl Plan {
                 "ClientFilesystemRead" => &["contents"],
                 _ => &[],
             };
-            self.check_fields(value, &task.path, index, exempt, &mut unset, &mut memo, 0);
+            let shown = task.path.to_string();
+            self.check_fields(value, &shown, index, exempt, &mut unset, &mut memo, 0);
         }
         if unset.is_empty() {
             Ok(())
@@ -526,7 +527,7 @@ impl Plan {
     fn check_fields(
         &mut self,
         value: ValueId,
-        path: &CuePath,
+        path: &str,
         owner: usize,
         exempt: &[&str],
         unset: &mut Vec<UnsetField>,
@@ -536,7 +537,6 @@ impl Plan {
         if depth > MAX_DEPTH {
             return;
         }
-        let parent_locations: Vec<Location> = Vec::new();
         for info in self.eval.fields(value) {
             let Selector::Field(name) = &info.selector else {
                 continue;
@@ -548,52 +548,113 @@ impl Plan {
             {
                 continue;
             }
-            let child_path = path.child(name.clone());
-            // Hidden ids are not exported, so references are checked by id.
-            if let Some(kind) = self.reference_kind(info.value) {
-                if self.reference_id(info.value, &kind).is_some() {
-                    continue;
+            let child_path = format!("{path}.{}", super::format_label(name));
+            self.check_value(
+                info.value,
+                &child_path,
+                &info.locations,
+                owner,
+                unset,
+                memo,
+                depth,
+            );
+        }
+    }
+
+    /// Checks one input value (a field or a list element): concrete, a
+    /// reference with its id, a struct or list whose parts all are, or
+    /// computed from another task's outputs. Else reports what is missing.
+    #[allow(clippy::too_many_arguments)]
+    fn check_value(
+        &mut self,
+        value: ValueId,
+        path: &str,
+        locations: &[Location],
+        owner: usize,
+        unset: &mut Vec<UnsetField>,
+        memo: &mut BTreeMap<Path, BTreeSet<usize>>,
+        depth: usize,
+    ) {
+        let reference = self.reference_kind(value);
+        // Hidden ids are not exported, so references are checked by id;
+        // structs and lists are checked part by part, since a struct holding
+        // an unset reference still exports as concrete.
+        if let Some(kind) = &reference {
+            if self.reference_id(value, kind).is_some() {
+                return;
+            }
+        } else {
+            match self.eval.kind(value) {
+                Kind::Struct => {
+                    self.check_fields(value, path, owner, &[], unset, memo, depth + 1);
+                    return;
                 }
-            } else {
-                if self.eval.is_concrete(info.value) {
-                    continue;
-                }
-                if self.eval.kind(info.value) == Kind::Struct {
-                    self.check_fields(info.value, &child_path, owner, &[], unset, memo, depth + 1);
-                    continue;
-                }
-                if self.eval.has_default(info.value) {
-                    let default = self.eval.default_value(info.value);
-                    if self.eval.is_concrete(default) {
-                        continue;
+                Kind::List if depth < MAX_DEPTH => {
+                    for info in self.eval.fields(value) {
+                        let Selector::Index(index) = info.selector else {
+                            continue;
+                        };
+                        let mut element_locations = self.eval.value_locations(info.value);
+                        element_locations.retain(|location| {
+                            !locations.contains(location)
+                                && !location.file.starts_with("<embedded>")
+                        });
+                        if element_locations.is_empty() {
+                            element_locations = info.locations.clone();
+                        }
+                        element_locations.extend(locations.iter().cloned());
+                        self.check_value(
+                            info.value,
+                            &format!("{path}.{index}"),
+                            &element_locations,
+                            owner,
+                            unset,
+                            memo,
+                            depth + 1,
+                        );
                     }
+                    return;
+                }
+                _ => {}
+            }
+            if self.eval.is_concrete(value) {
+                return;
+            }
+            if self.eval.has_default(value) {
+                let default = self.eval.default_value(value);
+                if self.eval.is_concrete(default) {
+                    return;
                 }
             }
-            if !self.reached_tasks(info.value, Some(owner), memo).is_empty() {
-                continue;
-            }
-            // Report the unset values the field is computed from (such as
-            // `actions.params.name: string`), else the field itself.
-            let sources = self.unset_sources(info.value);
-            if !sources.is_empty() {
-                for source in sources {
-                    if !unset.iter().any(|field| field.path == source.path) {
-                        unset.push(source);
-                    }
+        }
+        if !self.reached_tasks(value, Some(owner), memo).is_empty() {
+            return;
+        }
+        // Report the unset values the field is computed from (such as
+        // `actions.params.name: string`), else the field itself.
+        let sources = self.unset_sources(value);
+        if !sources.is_empty() {
+            for source in sources {
+                if !unset.iter().any(|field| field.path == source.path) {
+                    unset.push(source);
                 }
-                continue;
             }
-            let reason = self
+            return;
+        }
+        let reason = match &reference {
+            Some(kind) => Some(format!("{} is not set", kind.name())),
+            None => self
                 .eval
-                .not_concrete_reason(info.value)
+                .not_concrete_reason(value)
                 .map(|error| error.message)
-                .filter(|message| !message.is_empty());
-            let mut positions = info.locations.clone();
-            positions.extend(parent_locations.iter().cloned());
+                .filter(|message| !message.is_empty()),
+        };
+        let path = path.to_string();
+        if !unset.iter().any(|field| field.path == path) {
             unset.push(UnsetField {
-                path: child_path.to_string(),
+                path,
                 reason,
-                positions,
+                positions: locations.to_vec(),
             });
         }
     }
@@ -611,7 +672,20 @@ impl Plan {
             let Some(target) = self.eval.lookup(&reference) else {
                 continue;
             };
-            if self.eval.is_concrete(target) || self.reference_kind(target).is_some() {
+            if let Some(kind) = self.reference_kind(target) {
+                // A declared `dagger.#FS` (or secret, socket) that nothing
+                // sets is where the value is missing.
+                if self.reference_id(target, &kind).is_none() && self.references(target).is_empty()
+                {
+                    sources.push(UnsetField {
+                        path: cue_path(&reference).to_string(),
+                        reason: Some(format!("{} is not set", kind.name())),
+                        positions: self.field_locations(&reference),
+                    });
+                }
+                continue;
+            }
+            if self.eval.is_concrete(target) {
                 continue;
             }
             let next = self.references(target);

@@ -159,11 +159,7 @@ fn validation_reports_every_unset_input_with_positions() {
         panic!("{err}")
     };
     let paths: Vec<&str> = fields.iter().map(|f| f.path.as_str()).collect();
-    assert_eq!(
-        paths,
-        ["actions.secret.input", "actions.params.name"],
-        "{err}"
-    );
+    assert_eq!(paths, ["actions._secret", "actions.params.name"], "{err}");
     assert!(
         fields
             .iter()
@@ -172,7 +168,7 @@ fn validation_reports_every_unset_input_with_positions() {
     );
     assert!(
         err.to_string()
-            .starts_with("\"actions.secret.input\" is not set"),
+            .starts_with("\"actions._secret\" is not set (dagger.#Secret is not set)"),
         "{err}"
     );
 
@@ -310,4 +306,83 @@ dagger.#Plan & {
         .clone();
     let shipped = plan.field_origin(&scripts, "path").unwrap();
     assert_eq!(shipped.file, "<embedded>/universe.dagger.io/aws/aws.cue");
+}
+
+#[test]
+fn validation_looks_inside_lists_and_structs_of_inputs() {
+    let plan_text = r#"
+package main
+
+import (
+	"dagger.io/dagger"
+	"dagger.io/dagger/core"
+)
+
+dagger.#Plan & {
+	actions: {
+		_img: core.#Pull & {source: "alpine:3.15"}
+		run: core.#Exec & {
+			input: _img.output
+			args: ["echo", string, "a" | "b", "ok"]
+			mounts: m: {dest: string, contents: _img.output}
+		}
+		merge: core.#Merge & {inputs: [_img.output, _fs]}
+		_fs: dagger.#FS
+		copy: core.#Copy & {
+			input:    _img.output
+			contents: _img.output
+			include: ["*.go", string]
+		}
+		fine: core.#Exec & {
+			input: _img.output
+			args: ["echo", _img.digest]
+			mounts: m: {dest: "/m", contents: _img.output}
+		}
+	}
+}
+"#;
+    let mut plan = load(plan_text, &[]).unwrap();
+    let check = |plan: &mut Plan, action: &str| -> Vec<UnsetField> {
+        let selected = plan.graph().select(&CuePath::new(["actions", action]));
+        match plan.validate(&selected) {
+            Ok(()) => Vec::new(),
+            Err(PlanError::NotSet { fields }) => fields,
+            Err(other) => panic!("{other}"),
+        }
+    };
+    let run = check(&mut plan, "run");
+    let shown: Vec<(&str, Option<&str>)> = run
+        .iter()
+        .map(|f| (f.path.as_str(), f.reason.as_deref()))
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            ("actions.run.mounts.m.dest", Some("incomplete value string")),
+            ("actions.run.args.1", Some("incomplete value string")),
+            ("actions.run.args.2", Some("incomplete value \"a\" | \"b\"")),
+        ]
+    );
+    // The element's own position comes first, then the list's.
+    let first = &run[1].positions[0];
+    assert_eq!(
+        (first.file.as_str(), first.line, first.col),
+        ("./plan/build.cue", 14, 19)
+    );
+    assert!(run
+        .iter()
+        .all(|f| f.positions.iter().any(|p| p.line == 14 || p.line == 15)));
+
+    let merge = check(&mut plan, "merge");
+    assert_eq!(merge.len(), 1, "{merge:?}");
+    assert_eq!(merge[0].path, "actions._fs");
+    assert_eq!(merge[0].reason.as_deref(), Some("dagger.#FS is not set"));
+    assert_eq!(merge[0].positions[0].line, 18);
+
+    let copy = check(&mut plan, "copy");
+    assert_eq!(copy.len(), 1, "{copy:?}");
+    assert_eq!(copy[0].path, "actions.copy.include.1");
+
+    // Outputs of other tasks, inside lists and structs, are not missing.
+    assert!(check(&mut plan, "fine").is_empty());
 }
