@@ -22,7 +22,6 @@ struct Project {
     store: PathBuf,
 }
 
-#[allow(dead_code)] // used by the tests of the other core tasks
 impl Project {
     fn new() -> Project {
         let dir = tempfile::tempdir().unwrap();
@@ -54,6 +53,35 @@ impl Project {
     fn run(&self, args: &[&str]) -> Output {
         self.run_at(".", args, &[])
     }
+}
+
+/// Fails, saying how to start them, when the registry and stand-in images
+/// are not configured.
+fn require_services() -> String {
+    assert!(
+        std::env::var("CUEDAG_REGISTRY_MIRRORS").is_ok(),
+        "the stand-in images are not configured: run `scripts/services up` and \
+         `source .ci/state/env` (as .ci/run does) before the tests"
+    );
+    std::env::var("CUEDAG_TEST_REGISTRY").unwrap_or_else(|_| {
+        panic!(
+            "CUEDAG_TEST_REGISTRY is not set: `source .ci/state/env` after `scripts/services up`"
+        )
+    })
+}
+
+/// A name unique to this test run (registry repositories, cache ids).
+fn nonce() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{}-{nanos}", std::process::id())
+}
+
+fn json_out(output: &Output) -> serde_json::Value {
+    serde_json::from_str(&stdout(output))
+        .unwrap_or_else(|error| panic!("{error}: {}", text(output)))
 }
 
 fn text(output: &Output) -> String {
@@ -186,4 +214,335 @@ dagger.#Plan & {
         &["\"actions._fs\" is not set (dagger.#FS is not set)\n    ./plan.cue:17:3"],
     );
     assert!(!stderr(&merge).contains("computing"), "{}", text(&merge));
+}
+
+const FS_PLAN: &str = r#"package main
+
+import (
+	"dagger.io/dagger"
+	"dagger.io/dagger/core"
+)
+
+dagger.#Plan & {
+	client: filesystem: {
+		"./src": read: {
+			contents: dagger.#FS
+			exclude: ["skip"]
+		}
+		"./out/copy": write: contents:  actions.copy.output
+		"./out/file": write: contents:  actions.file.output
+		"./out/tree": write: contents:  actions.tree.output
+		"./out/merge": write: contents: actions.merge.output
+		"./out/diff": write: contents:  actions.diff.output
+		"./out/sub": write: contents:   actions.sub.output
+	}
+	actions: {
+		_src: client.filesystem."./src".read.contents
+		// The text files below src/, except b.txt, into /app.
+		copy: core.#Copy & {
+			input:    dagger.#Scratch
+			contents: _src
+			dest:     "/app"
+			include: ["**/*.txt"]
+			exclude: ["b.txt"]
+		}
+		// One file copied into an existing directory.
+		file: core.#Copy & {
+			input:    _base.output
+			contents: _src
+			source:   "/a.txt"
+			dest:     "/etc/"
+		}
+		_base: core.#Mkdir & {input: dagger.#Scratch, path: "/etc"}
+		// Mkdir, WriteFile, Rm and ReadFile.
+		tree: {
+			_dir: core.#Mkdir & {input: dagger.#Scratch, path: "/a/b/c", permissions: 0o700}
+			_hello: core.#WriteFile & {
+				input:       _dir.output
+				path:        "/a/b/c/hello.txt"
+				contents:    "hello"
+				permissions: 0o600
+			}
+			_extra: core.#WriteFile & {input: _hello.output, path: "/a/gone-1.log", contents: "x"}
+			_more: core.#WriteFile & {input: _extra.output, path: "/a/gone-2.log", contents: "y"}
+			_rm: core.#Rm & {input: _more.output, path: "/a/*.log"}
+			_read: core.#ReadFile & {input: _rm.output, path: "/a/b/c/hello.txt"}
+			output:   _rm.output
+			contents: _read.contents
+		}
+		_one: core.#WriteFile & {input: dagger.#Scratch, path: "/x", contents: "one"}
+		_two: core.#WriteFile & {input: _one.output, path: "/only-two", contents: "2"}
+		_three: core.#WriteFile & {input: dagger.#Scratch, path: "/x", contents: "three"}
+		// Later inputs win.
+		merge: core.#Merge & {inputs: [_two.output, _three.output]}
+		// What _two added to _one.
+		diff: core.#Diff & {lower: _one.output, upper: _two.output}
+		// A sub-directory as a root.
+		sub: core.#Subdir & {input: tree.output, path: "/a/b"}
+
+		badread: core.#ReadFile & {input: dagger.#Scratch, path: "/nope.txt"}
+		badrm: core.#Rm & {input: dagger.#Scratch, path: "/nope"}
+		badmkdir: core.#Mkdir & {input: dagger.#Scratch, path: "/x/y", parents: false}
+		badcopy: core.#Copy & {input: dagger.#Scratch, contents: _src, source: "/missing"}
+		badsub: core.#Subdir & {input: dagger.#Scratch, path: "/missing"}
+	}
+}
+"#;
+
+#[test]
+fn filesystem_tasks_and_their_errors() {
+    let project = Project::new();
+    project.write("plan.cue", FS_PLAN);
+    project.write("src/a.txt", "a\n");
+    project.write("src/b.txt", "b\n");
+    project.write("src/deep/c.txt", "c\n");
+    project.write("src/deep/d.md", "d\n");
+    project.write("src/skip/e.txt", "e\n");
+
+    let copy = project.run(&["do", "copy"]);
+    assert_ok(&copy);
+    assert_eq!(
+        listing(&project.path().join("out/copy")),
+        vec!["app/", "app/a.txt=a\n", "app/deep/", "app/deep/c.txt=c\n"]
+    );
+    let file = project.run(&["do", "file"]);
+    assert_ok(&file);
+    assert_eq!(
+        listing(&project.path().join("out/file")),
+        vec!["etc/", "etc/a.txt=a\n"]
+    );
+
+    let tree = project.run(&["do", "tree", "--output-format", "json"]);
+    assert_ok(&tree);
+    let printed: serde_json::Value = serde_json::from_str(&stdout(&tree)).unwrap();
+    assert_eq!(printed["contents"], "hello", "{}", text(&tree));
+    let out = project.path().join("out/tree");
+    assert_eq!(
+        listing(&out),
+        vec!["a/", "a/b/", "a/b/c/", "a/b/c/hello.txt=hello"]
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &str| std::fs::metadata(out.join(p)).unwrap().permissions().mode() & 0o777;
+    assert_eq!((mode("a/b/c"), mode("a/b/c/hello.txt")), (0o700, 0o600));
+
+    assert_ok(&project.run(&["do", "merge"]));
+    assert_eq!(
+        listing(&project.path().join("out/merge")),
+        vec!["only-two=2", "x=three"]
+    );
+    assert_ok(&project.run(&["do", "diff"]));
+    assert_eq!(
+        listing(&project.path().join("out/diff")),
+        vec!["only-two=2"]
+    );
+    assert_ok(&project.run(&["do", "sub"]));
+    assert_eq!(
+        listing(&project.path().join("out/sub")),
+        vec!["c/", "c/hello.txt=hello"]
+    );
+
+    for (action, needles) in [
+        ("badread", &["actions.badread", "ReadFile /nope.txt"][..]),
+        ("badrm", &["actions.badrm", "/nope"][..]),
+        (
+            "badmkdir",
+            &["actions.badmkdir", "mkdir /x/y: no such file or directory"][..],
+        ),
+        ("badcopy", &["actions.badcopy", "/missing"][..]),
+        ("badsub", &["actions.badsub", "/missing"][..]),
+    ] {
+        let run = project.run(&["do", action]);
+        assert_fails_with(&run, needles);
+        assert!(
+            stderr(&run).contains("failed to execute plan: actions."),
+            "{}",
+            text(&run)
+        );
+    }
+}
+
+const IMAGE_PLAN: &str = r#"package main
+
+import (
+	"dagger.io/dagger"
+	"dagger.io/dagger/core"
+)
+
+dagger.#Plan & {
+	client: filesystem: "./out/export": write: contents: actions.export.output
+	actions: {
+		params: pinned: string | *""
+		_alpine: core.#Pull & {source: "alpine:3.15"}
+		// Pull by tag.
+		pull: {
+			_pull:  core.#Pull & {source: "alpine:3.15"}
+			digest: _pull.digest
+			path:   _pull.config.env.PATH
+		}
+		// Pull by digest only.
+		pinned: {
+			_pull:  core.#Pull & {source: "alpine@\(params.pinned)"}
+			digest: _pull.digest
+		}
+		badref: core.#Pull & {source: "Not A Ref!"}
+		// exit, user by name (from /etc/passwd), workdir, env and hosts.
+		run: {
+			_users: core.#WriteFile & {
+				input:    _alpine.output
+				path:     "/etc/passwd"
+				contents: "root:x:0:0:root:/root:/bin/sh\napp:x:1234:2345:app:/home/app:/bin/sh\n"
+			}
+			_home: core.#Mkdir & {input: _users.output, path: "/home/app", permissions: 0o777}
+			_exec: core.#Exec & {
+				input:   _home.output
+				user:    "app"
+				workdir: "/home/app"
+				env: GREETING: "hi"
+				hosts: "db.internal": "10.1.2.3"
+				args: ["sh", "-c", "echo $(id -u):$(id -g):$(pwd):$GREETING:$(awk '/db.internal/ {print $1}' /etc/hosts) > out.txt"]
+			}
+			_read: core.#ReadFile & {input: _exec.output, path: "/home/app/out.txt"}
+			result: _read.contents
+		}
+		nouser: core.#Exec & {
+			input: _alpine.output
+			user:  "ghost"
+			args: ["true"]
+		}
+		fails: core.#Exec & {
+			input: _alpine.output
+			args: ["sh", "-c", "echo to-stderr-before-failing >&2; exit 3"]
+		}
+		// Start, signal, stop.
+		service: {
+			_start: core.#Start & {
+				input: _alpine.output
+				args: ["sleep", "300"]
+			}
+			_signal: core.#SendSignal & {input: _start, signal: core.#SIGTERM}
+			_stop: core.#Stop & {
+				input:   _start
+				timeout: 10000000000
+				_after:  _signal
+			}
+			exit: _stop.exit
+		}
+		// Image tarballs.
+		export: {
+			_docker: core.#Export & {
+				input:  _alpine.output
+				config: _alpine.config
+				tag:    "example.com/e2e:docker"
+				path:   "/docker.tar"
+			}
+			_oci: core.#Export & {
+				input:  _alpine.output
+				config: _alpine.config
+				tag:    "example.com/e2e:oci"
+				type:   "oci"
+				path:   "/oci.tar"
+			}
+			_merge: core.#Merge & {inputs: [_docker.output, _oci.output]}
+			output:  _merge.output
+			imageID: _docker.imageID
+		}
+		badexport: core.#Export & {
+			input:  _alpine.output
+			config: _alpine.config
+			tag:    "Bad Tag"
+		}
+		dockerfile: core.#Dockerfile & {
+			source: dagger.#Scratch
+			dockerfile: contents: "FROM alpine:3.15\n"
+		}
+	}
+}
+"#;
+
+#[test]
+fn image_exec_service_and_export_tasks() {
+    require_services();
+    let project = Project::new();
+    project.write("plan.cue", IMAGE_PLAN);
+
+    let pull = project.run(&["do", "pull", "--output-format", "json"]);
+    assert_ok(&pull);
+    let printed = json_out(&pull);
+    let digest = printed["digest"].as_str().unwrap().to_string();
+    assert!(
+        digest.starts_with("sha256:") && digest.len() == 71,
+        "{digest}"
+    );
+    assert!(
+        printed["path"].as_str().unwrap().contains("/bin"),
+        "{printed}"
+    );
+
+    // A digest-pinned reference without a tag is pulled by digest only.
+    let with = format!("actions: params: pinned: \"{digest}\"");
+    let pinned = project.run(&["do", "pinned", "--output-format", "json", "--with", &with]);
+    assert_ok(&pinned);
+    assert_eq!(json_out(&pinned)["digest"], digest.as_str());
+    let bogus = format!("sha256:{}", "0".repeat(64));
+    let with = format!("actions: params: pinned: \"{bogus}\"");
+    let missing = project.run(&["do", "pinned", "--with", &with]);
+    assert_fails_with(&missing, &["actions.pinned._pull", &bogus]);
+    assert!(
+        !stderr(&missing).contains("using tag"),
+        "{}",
+        text(&missing)
+    );
+    assert_fails_with(
+        &project.run(&["do", "badref"]),
+        &["actions.badref", "failed to parse ref Not A Ref!"],
+    );
+
+    let run = project.run(&["do", "run", "--output-format", "json"]);
+    assert_ok(&run);
+    assert_eq!(
+        json_out(&run)["result"],
+        "1234:2345:/home/app:hi:10.1.2.3\n"
+    );
+    assert_fails_with(
+        &project.run(&["do", "nouser"]),
+        &["actions.nouser", "ghost"],
+    );
+    let fails = project.run(&["do", "fails"]);
+    assert_fails_with(
+        &fails,
+        &["actions.fails", "to-stderr-before-failing", "exit code: 3"],
+    );
+
+    let service = project.run(&["do", "service", "--output-format", "json"]);
+    assert_ok(&service);
+    // Killed by SIGTERM (not by the SIGKILL of the stop timeout).
+    assert_eq!(json_out(&service)["exit"], 143, "{}", text(&service));
+
+    let export = project.run(&["do", "export", "--output-format", "json"]);
+    assert_ok(&export);
+    let image_id = json_out(&export)["imageID"].as_str().unwrap().to_string();
+    assert!(image_id.starts_with("sha256:"), "{image_id}");
+    let tar_list = |name: &str| {
+        let output = std::process::Command::new("tar")
+            .arg("-tf")
+            .arg(project.path().join("out/export").join(name))
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", text(&output));
+        stdout(&output)
+    };
+    let docker = tar_list("docker.tar");
+    assert!(docker.lines().any(|l| l == "manifest.json"), "{docker}");
+    let oci = tar_list("oci.tar");
+    assert!(oci.lines().any(|l| l == "oci-layout"), "{oci}");
+    assert!(oci.lines().any(|l| l == "index.json"), "{oci}");
+    assert_fails_with(
+        &project.run(&["do", "badexport"]),
+        &["actions.badexport", "failed to parse ref Bad Tag"],
+    );
+
+    assert_fails_with(
+        &project.run(&["do", "dockerfile"]),
+        &["actions.dockerfile", "needs the BuildKit backend"],
+    );
 }
