@@ -546,3 +546,122 @@ fn image_exec_service_and_export_tasks() {
         &["actions.dockerfile", "needs the BuildKit backend"],
     );
 }
+
+const REGISTRY_PLAN: &str = r#"package main
+
+import (
+	"dagger.io/dagger"
+	"dagger.io/dagger/core"
+)
+
+dagger.#Plan & {
+	actions: {
+		params: {
+			dest:  string | *""
+			nonce: string | *""
+			mode:  *"default" | "forcePull" | "preferLocal"
+		}
+		_alpine: core.#Pull & {source: "alpine:3.15"}
+		// A pull with the chosen resolve mode.
+		mode: {
+			_pull: core.#Pull & {
+				source:      "alpine:3.15"
+				resolveMode: params.mode
+			}
+			digest: _pull.digest
+		}
+		// Push an image, pull it back by the pushed reference.
+		push: {
+			_file: core.#WriteFile & {
+				input:    _alpine.output
+				path:     "/hello.txt"
+				contents: params.nonce
+			}
+			_push: core.#Push & {
+				dest:  params.dest
+				input: _file.output
+				config: {
+					env: GREETING: "hi"
+					cmd: ["cat", "/hello.txt"]
+				}
+			}
+			_pull: core.#Pull & {source: _push.result}
+			_read: core.#ReadFile & {input: _pull.output, path: "/hello.txt"}
+			result:   _push.result
+			digest:   _pull.digest
+			contents: _read.contents
+			greeting: _pull.config.env.GREETING
+		}
+		badpush: core.#Push & {
+			dest:  "127.0.0.1:1/nowhere/x:y"
+			input: _alpine.output
+			config: {}
+		}
+	}
+}
+"#;
+
+#[test]
+fn push_then_pull_round_trip_and_resolve_modes() {
+    let registry = require_services();
+    let project = Project::new();
+    project.write("plan.cue", REGISTRY_PLAN);
+    let nonce = nonce();
+    let dest = format!("{registry}/cuedag-test/core-e2e:t{nonce}");
+    let with = format!("actions: params: {{dest: \"{dest}\", nonce: \"{nonce}\"}}");
+    let push = project.run(&["do", "push", "--output-format", "json", "--with", &with]);
+    assert_ok(&push);
+    let printed = json_out(&push);
+    let result = printed["result"].as_str().unwrap();
+    let digest = printed["digest"].as_str().unwrap();
+    assert_eq!(
+        result,
+        format!("{registry}/cuedag-test/core-e2e@{digest}"),
+        "{printed}"
+    );
+    assert_eq!(printed["contents"], nonce.as_str());
+    assert_eq!(printed["greeting"], "hi");
+    // The registry serves the pushed manifest under the tag too.
+    let tag = dest.rsplit(':').next().unwrap();
+    let manifest = std::process::Command::new("curl")
+        .args(["-sf", "-o", "/dev/null", "-w", "%{http_code}"])
+        .arg(format!(
+            "http://{registry}/v2/cuedag-test/core-e2e/manifests/{tag}"
+        ))
+        .args(["-H", "Accept: application/vnd.oci.image.manifest.v1+json"])
+        .args([
+            "-H",
+            "Accept: application/vnd.docker.distribution.manifest.v2+json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&manifest), "200", "{}", text(&manifest));
+
+    assert_fails_with(
+        &project.run(&["do", "badpush"]),
+        &["actions.badpush", "127.0.0.1:1"],
+    );
+
+    // Resolve modes, with every registry unreachable after a first pull.
+    assert_ok(&project.run(&["do", "mode"]));
+    let offline = [
+        ("CUEDAG_REGISTRY_MIRRORS", "docker.io=http://127.0.0.1:1"),
+        ("CUEDAG_OFFLINE", "1"),
+    ];
+    let mode = |mode: &str| {
+        let with = format!("actions: params: mode: \"{mode}\"");
+        project.run_at(".", &["do", "mode", "--with", &with], &offline)
+    };
+    let prefer = mode("preferLocal");
+    assert_ok(&prefer);
+    assert!(!stderr(&prefer).contains("WARN"), "{}", text(&prefer));
+    let default = mode("default");
+    assert_ok(&default);
+    assert!(
+        stderr(&default).contains("registry unreachable; using the image `docker.io/library/alpine:3.15` recorded in the store"),
+        "{}",
+        text(&default)
+    );
+    let forced = mode("forcePull");
+    assert_fails_with(&forced, &["actions.mode._pull", "127.0.0.1:1"]);
+}

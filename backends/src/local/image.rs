@@ -12,6 +12,7 @@ use super::store::{io_error, Snapshot};
 use super::tree::{components, copy_tree, ensure_parents, Filter, StackView};
 use super::{blocking, failed, opt_str, secret_text, str_field, LocalBackend};
 use crate::backend::TaskContext;
+use crate::events::Level;
 use crate::BackendError;
 
 fn platform(context: &TaskContext) -> Result<Platform, BackendError> {
@@ -76,10 +77,15 @@ pub async fn pull(
             return Ok(outputs);
         }
     }
+    let recorded_warning =
+        || format!("registry unreachable; using the image `{reference}` recorded in the store");
     if reuse && options.resolve_mode != ResolveMode::ForcePull {
         if let Ok(resolved) = client.resolve(&reference, &options).await {
             let tag = resolved.manifest_digest.to_string();
             if let Some(outputs) = backend.load_tagged_record(&record_path, &tag) {
+                if resolved.source == "store" {
+                    context.log(Level::Warn, &recorded_warning());
+                }
                 return Ok(outputs);
             }
         }
@@ -88,6 +94,9 @@ pub async fn pull(
         .pull(&reference, &options)
         .await
         .map_err(|error| failed(error.to_string()))?;
+    if image.source == "store" {
+        context.log(Level::Warn, &recorded_warning());
+    }
     let mut names = Vec::new();
     for layer in &image.layers {
         let name = layer
