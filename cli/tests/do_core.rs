@@ -665,3 +665,175 @@ fn push_then_pull_round_trip_and_resolve_modes() {
     let forced = mode("forcePull");
     assert_fails_with(&forced, &["actions.mode._pull", "127.0.0.1:1"]);
 }
+
+fn mounts_plan(socket: &str, cache_id: &str) -> String {
+    r#"package main
+
+import (
+	"dagger.io/dagger"
+	"dagger.io/dagger/core"
+)
+
+dagger.#Plan & {
+	client: {
+		env: TOKEN: dagger.#Secret
+		network: "unix://SOCKET": connect: dagger.#Socket
+		network: "unix:///nonexistent/cuedag.sock": connect: dagger.#Socket
+	}
+	actions: {
+		_alpine: core.#Pull & {source: "alpine:3.15"}
+		_sub: core.#Mkdir & {input: dagger.#Scratch, path: "/sub"}
+		_data: core.#WriteFile & {input: _sub.output, path: "/sub/data.txt", contents: "from-fs"}
+		// Every mount kind but cache.
+		mounts: {
+			_exec: core.#Exec & {
+				input: _alpine.output
+				env: TOKEN: client.env.TOKEN
+				mounts: {
+					data: {dest: "/data", contents: _data.output, source: "/sub", ro: true}
+					rw: {dest: "/rw", contents: _data.output}
+					file: {dest: "/etc/app.conf", contents: "key=value", permissions: 0o600}
+					tmp: {dest: "/scratch", contents: core.#TempDir}
+					secret: {dest: "/run/secrets/token", contents: client.env.TOKEN}
+					socket: {dest: "/run/app.sock", contents: client.network."unix://SOCKET".connect}
+				}
+				args: ["sh", "-c", """
+					set -e
+					echo "token is $TOKEN"
+					{
+						cat /data/data.txt; echo
+						if touch /data/new 2>/dev/null; then echo data-rw; else echo data-ro; fi
+						touch /rw/new && echo rw-ok
+						echo "$(cat /etc/app.conf) $(stat -c %a /etc/app.conf)"
+						touch /scratch/x && echo tmp-ok
+						test "$(cat /run/secrets/token)" = "$TOKEN" && echo secret-ok
+						stat -c %a /run/secrets/token
+						test -S /run/app.sock && echo socket-ok
+					} > /result.txt
+					"""]
+			}
+			_read: core.#ReadFile & {input: _exec.output, path: "/result.txt"}
+			result: _read.contents
+		}
+		// Mounted paths are not part of the output.
+		tmpgone: core.#ReadFile & {input: mounts._exec.output, path: "/scratch/x"}
+		rwgone: core.#ReadFile & {input: mounts._exec.output, path: "/rw/new"}
+		// Cache mounts, one per sharing mode, kept between runs; two
+		// execs share the locked one in one run.
+		cache: {
+			_shared: core.#Exec & {
+				input:  _alpine.output
+				always: true
+				mounts: c: {dest: "/c", contents: core.#CacheDir & {id: "CACHE-shared"}}
+				args: ["sh", "-c", "echo x >> /c/log; wc -l < /c/log > /count"]
+			}
+			_private: core.#Exec & {
+				input:  _alpine.output
+				always: true
+				mounts: c: {dest: "/c", contents: core.#CacheDir & {id: "CACHE-private", concurrency: "private"}}
+				args: ["sh", "-c", "echo x >> /c/log; wc -l < /c/log > /count"]
+			}
+			_locked1: core.#Exec & {
+				input:  _alpine.output
+				always: true
+				mounts: c: {dest: "/c", contents: core.#CacheDir & {id: "CACHE-locked", concurrency: "locked"}}
+				args: ["sh", "-c", "echo x >> /c/log"]
+			}
+			_locked2: core.#Exec & {
+				input:  _alpine.output
+				always: true
+				mounts: c: {dest: "/c", contents: core.#CacheDir & {id: "CACHE-locked", concurrency: "locked"}}
+				args: ["sh", "-c", "echo x >> /c/log"]
+			}
+			_count: core.#Exec & {
+				input:  _alpine.output
+				always: true
+				env: AFTER: "\(_locked1.exit)\(_locked2.exit)"
+				mounts: c: {dest: "/c", contents: core.#CacheDir & {id: "CACHE-locked", concurrency: "locked"}}
+				args: ["sh", "-c", "wc -l < /c/log > /count"]
+			}
+			_s: core.#ReadFile & {input: _shared.output, path: "/count"}
+			_p: core.#ReadFile & {input: _private.output, path: "/count"}
+			_l: core.#ReadFile & {input: _count.output, path: "/count"}
+			shared:  _s.contents
+			private: _p.contents
+			locked:  _l.contents
+		}
+		nosock: core.#Exec & {
+			input: _alpine.output
+			mounts: s: {dest: "/s", contents: client.network."unix:///nonexistent/cuedag.sock".connect}
+			args: ["true"]
+		}
+	}
+}
+"#
+    .replace("SOCKET", socket)
+    .replace("CACHE", cache_id)
+}
+
+#[test]
+fn exec_mounts_and_secrets() {
+    require_services();
+    let project = Project::new();
+    let socket_path = project.path().join("app.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&socket_path).unwrap();
+    std::thread::spawn(move || for _ in listener.incoming() {});
+    let nonce = nonce();
+    project.write(
+        "plan.cue",
+        &mounts_plan(&socket_path.to_string_lossy(), &format!("e2e-{nonce}")),
+    );
+    let secret = format!("s3cr3t-{nonce}");
+    let env = [("TOKEN", secret.as_str())];
+
+    let run = project.run_at(".", &["do", "mounts", "--output-format", "json"], &env);
+    assert_ok(&run);
+    assert_eq!(
+        json_out(&run)["result"],
+        "from-fs\ndata-ro\nrw-ok\nkey=value 600\ntmp-ok\nsecret-ok\n400\nsocket-ok\n"
+    );
+    assert!(stderr(&run).contains("token is ***"), "{}", text(&run));
+    assert_fails_with(
+        &project.run_at(".", &["do", "tmpgone"], &env),
+        &["actions.tmpgone", "/scratch/x"],
+    );
+    assert_fails_with(
+        &project.run_at(".", &["do", "rwgone"], &env),
+        &["actions.rwgone", "/rw/new"],
+    );
+
+    // The secret is in no log and nowhere in the store.
+    let json_log = project.run_at(".", &["do", "mounts", "--log-format", "json"], &env);
+    assert_ok(&json_log);
+    for output in [&run, &json_log] {
+        assert!(!text(output).contains(&secret), "{}", text(output));
+    }
+    let grep = std::process::Command::new("grep")
+        .args(["-r", "-l", "-a", "-F", &secret])
+        .arg(&project.store)
+        .output()
+        .unwrap();
+    assert_eq!(
+        grep.status.code(),
+        Some(1),
+        "secret found in the store:\n{}",
+        text(&grep)
+    );
+
+    for round in 1..=2 {
+        let cache = project.run_at(".", &["do", "cache", "--output-format", "json"], &env);
+        assert_ok(&cache);
+        let printed = json_out(&cache);
+        let count = |name: &str| printed[name].as_str().unwrap().trim().to_string();
+        assert_eq!(count("shared"), round.to_string(), "{printed}");
+        assert_eq!(count("private"), round.to_string(), "{printed}");
+        assert_eq!(count("locked"), (2 * round).to_string(), "{printed}");
+    }
+
+    assert_fails_with(
+        &project.run_at(".", &["do", "nosock"], &env),
+        &["/nonexistent/cuedag.sock", "does not exist"],
+    );
+    let missing_env = project.run(&["do", "mounts"]);
+    assert_fails_with(&missing_env, &["environment variable \"TOKEN\" not set"]);
+}
