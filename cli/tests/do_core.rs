@@ -837,3 +837,250 @@ fn exec_mounts_and_secrets() {
     let missing_env = project.run(&["do", "mounts"]);
     assert_fails_with(&missing_env, &["environment variable \"TOKEN\" not set"]);
 }
+
+const NETWORK_PLAN: &str = r#"package main
+
+import (
+	"dagger.io/dagger"
+	"dagger.io/dagger/core"
+)
+
+dagger.#Plan & {
+	client: filesystem: {
+		"./out/git": write: contents:  actions.git.output
+		"./out/http": write: contents: actions.http.output
+	}
+	actions: {
+		params: {
+			remote:   string | *""
+			ref:      string | *"main"
+			url:      string | *""
+			checksum: string | *""
+		}
+		// A git checkout.
+		git: core.#GitPull & {
+			remote: params.remote
+			ref:    params.ref
+		}
+		// A downloaded file.
+		http: core.#HTTPFetch & {
+			source:      params.url
+			dest:        "/dl/file.txt"
+			checksum:    params.checksum
+			permissions: 0o640
+		}
+	}
+}
+"#;
+
+/// Serves `/file.txt` (`payload\n`) and 404 for anything else, on
+/// 127.0.0.1; returns the base URL.
+fn serve_http() -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request_line = String::new();
+            let _ = reader.read_line(&mut request_line);
+            loop {
+                let mut header = String::new();
+                if reader.read_line(&mut header).unwrap_or(0) == 0 || header == "\r\n" {
+                    break;
+                }
+            }
+            let path = request_line.split_whitespace().nth(1).unwrap_or("");
+            let (status, body) = if path == "/file.txt" {
+                ("200 OK", "payload\n")
+            } else {
+                ("404 Not Found", "not here\n")
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    format!("http://{address}")
+}
+
+#[test]
+fn git_pull_and_http_fetch() {
+    let project = Project::new();
+    project.write("plan.cue", NETWORK_PLAN);
+
+    let repo = project
+        .write("repo/README", "v1\n")
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let git = |args: &[&str]| {
+        let output = std::process::Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@e"])
+            .args(["-c", "init.defaultBranch=main"])
+            .args(args)
+            .current_dir(&repo)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "git {args:?}: {}", text(&output));
+    };
+    git(&["init", "-q"]);
+    git(&["add", "."]);
+    git(&["commit", "-q", "-m", "one"]);
+    git(&["tag", "v1"]);
+    std::fs::write(repo.join("README"), "v2\n").unwrap();
+    git(&["commit", "-q", "-am", "two"]);
+    let remote = format!("file://{}", repo.display());
+    for (reference, expected) in [("v1", "README=v1\n"), ("main", "README=v2\n")] {
+        let with = format!("actions: params: {{remote: \"{remote}\", ref: \"{reference}\"}}");
+        assert_ok(&project.run(&["do", "git", "--with", &with]));
+        assert_eq!(listing(&project.path().join("out/git")), vec![expected]);
+    }
+    let with = format!("actions: params: {{remote: \"{remote}\", ref: \"nope\"}}");
+    assert_fails_with(
+        &project.run(&["do", "git", "--with", &with]),
+        &["actions.git", "nope"],
+    );
+    let with = "actions: params: remote: \"file:///nonexistent/repo\"";
+    assert_fails_with(
+        &project.run(&["do", "git", "--with", with]),
+        &["actions.git", "/nonexistent/repo"],
+    );
+
+    let base = serve_http();
+    let good = "sha256:b4a0f3c8f3c1d4a0f3e1a5e4a4b0c4a5ec1bd44a5e1b6c7e8e6a9c5bdc0e1e2f";
+    let payload_sum = {
+        let output = std::process::Command::new("sha256sum")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                use std::io::Write;
+                child.stdin.take().unwrap().write_all(b"payload\n")?;
+                child.wait_with_output()
+            })
+            .unwrap();
+        format!(
+            "sha256:{}",
+            stdout(&output).split_whitespace().next().unwrap()
+        )
+    };
+    let fetch = |path: &str, checksum: &str| {
+        let with = format!("actions: params: {{url: \"{base}{path}\", checksum: \"{checksum}\"}}");
+        project.run(&["do", "http", "--with", &with])
+    };
+    assert_ok(&fetch("/file.txt", &payload_sum));
+    let out = project.path().join("out/http");
+    assert_eq!(listing(&out), vec!["dl/", "dl/file.txt=payload\n"]);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(out.join("dl/file.txt"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o640);
+    assert_fails_with(
+        &fetch("/file.txt", good),
+        &["actions.http", "digest mismatch", &payload_sum[7..]],
+    );
+    assert_fails_with(&fetch("/missing", &payload_sum), &["actions.http", "404"]);
+    assert_fails_with(
+        &fetch("/file.txt", "md5:zz"),
+        &["actions.http", "invalid checksum \"md5:zz\""],
+    );
+}
+
+const CLIENT_FS_PLAN: &str = r#"package main
+
+import (
+	"dagger.io/dagger"
+	"dagger.io/dagger/core"
+)
+
+dagger.#Plan & {
+	client: filesystem: {
+		"./src": read: {
+			contents: dagger.#FS
+			include: ["**/*.go", "go.mod"]
+			exclude: ["vendor", "**/*_test.go"]
+		}
+		"./missing": read: contents: dagger.#FS
+		"./out": write: contents: actions.build.output
+	}
+	actions: {
+		params: probe: string | *"/go.mod"
+		// The Go sources, plus a file made from one of them.
+		build: {
+			_read: core.#ReadFile & {input: client.filesystem."./src".read.contents, path: params.probe}
+			_write: core.#WriteFile & {
+				input:    client.filesystem."./src".read.contents
+				path:     "/probe.txt"
+				contents: _read.contents
+			}
+			output: _write.output
+		}
+		missing: core.#Copy & {
+			input:    dagger.#Scratch
+			contents: client.filesystem."./missing".read.contents
+		}
+	}
+}
+"#;
+
+#[test]
+fn client_filesystem_read_and_atomic_write() {
+    let project = Project::new();
+    project.write("plan.cue", CLIENT_FS_PLAN);
+    project.write("src/go.mod", "module x\n");
+    project.write("src/main.go", "package main\n");
+    project.write("src/main_test.go", "package main\n");
+    project.write("src/vendor/dep/dep.go", "package dep\n");
+    project.write("src/README.md", "docs\n");
+    project.write("src/pkg/lib.go", "package pkg\n");
+
+    assert_ok(&project.run(&["do", "build"]));
+    let expected = vec![
+        "go.mod=module x\n",
+        "main.go=package main\n",
+        "pkg/",
+        "pkg/lib.go=package pkg\n",
+        "probe.txt=module x\n",
+    ];
+    let out = project.path().join("out");
+    assert_eq!(listing(&out), expected);
+
+    // A run that fails before the write leaves ./out as it was.
+    let failed = project.run(&[
+        "do",
+        "build",
+        "--with",
+        "actions: params: probe: \"/README.md\"",
+    ]);
+    assert_fails_with(&failed, &["actions.build._read", "ReadFile /README.md"]);
+    assert_eq!(listing(&out), expected);
+    // The next good run replaces it.
+    assert_ok(&project.run(&[
+        "do",
+        "build",
+        "--with",
+        "actions: params: probe: \"/main.go\"",
+    ]));
+    assert_eq!(
+        listing(&out).last().map(String::as_str),
+        Some("probe.txt=package main\n")
+    );
+    // No temporary directory is left next to the output.
+    let leftovers: Vec<String> = std::fs::read_dir(project.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with('.') && name != ".store")
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    assert_fails_with(
+        &project.run(&["do", "missing"]),
+        &["client.filesystem.\"./missing\".read", "does not exist"],
+    );
+}
