@@ -358,6 +358,18 @@ fn filesystem_tasks_and_their_errors() {
             "{}",
             text(&run)
         );
+        // Located at the action in the plan (also for the task hidden
+        // inside `core.#Subdir`).
+        let line = FS_PLAN
+            .lines()
+            .position(|line| line.trim_start().starts_with(&format!("{action}: ")))
+            .unwrap()
+            + 1;
+        assert!(
+            stderr(&run).contains(&format!("\n    at ./plan.cue:{line}:3")),
+            "{}",
+            text(&run)
+        );
     }
 }
 

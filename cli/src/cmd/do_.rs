@@ -595,11 +595,48 @@ fn run_options(options: DoOptions, global: &Global) -> ExitCode {
                 });
                 err(&format!("{line}\n"));
             } else {
-                err(&format!("failed to execute plan: {message}\n"));
+                let location = failed_task_location(&mut plan, &message)
+                    .map(|at| format!("\n    at {at}"))
+                    .unwrap_or_default();
+                err(&format!("failed to execute plan: {message}{location}\n"));
             }
             ExitCode::from(1)
         }
     }
+}
+
+/// Where the task a run failed in is written (`file:line:col`): the
+/// task's position in the plan's own files, else that of its nearest
+/// ancestor written there (a task hidden inside a universe definition),
+/// else its position in the embedded packages. The failure message starts
+/// with the task path.
+fn failed_task_location(plan: &mut Plan, message: &str) -> Option<String> {
+    let task = plan
+        .tasks()
+        .iter()
+        .filter(|task| message.starts_with(&format!("{}: ", task.path)))
+        .max_by_key(|task| task.path.to_string().len())?
+        .clone();
+    let own = |location: &&cuedag_evaluator::Location| !location.file.starts_with("<embedded>");
+    let mut found = task.locations.iter().find(own).cloned();
+    let eval = plan.evaluation();
+    let mut path = task.eval_path.0.clone();
+    while found.is_none() {
+        let Some(last) = path.pop() else { break };
+        let Some(parent) = eval.lookup(&cuedag_evaluator::Path(path.clone())) else {
+            break;
+        };
+        found = eval
+            .fields(parent)
+            .into_iter()
+            .find(|info| info.selector == last)
+            .and_then(|info| info.locations.iter().find(own).cloned());
+    }
+    let location = found.or_else(|| task.locations.first().cloned())?;
+    Some(format!(
+        "{}:{}:{}",
+        location.file, location.line, location.col
+    ))
 }
 
 /// Pre-run check (§4.5): client reads of a directory (`contents:
