@@ -832,8 +832,23 @@ fn exec_mounts_and_secrets() {
         text(&grep)
     );
 
+    // The debugging record of execs (`benches/seed.sh`) skips execs with
+    // secrets and keeps the others' argv.
+    let specs = project.path().join("specs.jsonl");
+    let specs_text = specs.to_string_lossy().into_owned();
+    let recorded = [
+        ("TOKEN", secret.as_str()),
+        ("CUEDAG_DEBUG_EXEC_SPECS", &specs_text),
+    ];
+    assert_ok(&project.run_at(".", &["do", "mounts", "--no-cache"], &recorded));
+    assert!(!specs.exists(), "an exec with secrets was recorded");
+
     for round in 1..=2 {
-        let cache = project.run_at(".", &["do", "cache", "--output-format", "json"], &env);
+        let cache = project.run_at(
+            ".",
+            &["do", "cache", "--output-format", "json"],
+            if round == 1 { &recorded[..] } else { &env[..] },
+        );
         assert_ok(&cache);
         let printed = json_out(&cache);
         let count = |name: &str| printed[name].as_str().unwrap().trim().to_string();
@@ -841,6 +856,13 @@ fn exec_mounts_and_secrets() {
         assert_eq!(count("private"), round.to_string(), "{printed}");
         assert_eq!(count("locked"), (2 * round).to_string(), "{printed}");
     }
+    let specs_text = std::fs::read_to_string(&specs).unwrap();
+    assert_eq!(specs_text.lines().count(), 5, "{specs_text}");
+    assert!(
+        specs_text.contains("\"wc -l < /c/log > /count\""),
+        "{specs_text}"
+    );
+    assert!(!specs_text.contains(&secret));
 
     assert_fails_with(
         &project.run_at(".", &["do", "nosock"], &env),

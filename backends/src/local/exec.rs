@@ -201,6 +201,7 @@ pub async fn exec(
         std::fs::create_dir(dir)
             .map_err(|error| BackendError::io("creating the exec's upper directory", error))?;
     }
+    record_spec(&spec);
     sandbox
         .run(&spec, log_sink(context), &context.cancel)
         .await
@@ -217,6 +218,94 @@ pub async fn exec(
         ("output", output),
         ("exit", TaskValue::Int(0)),
     ]))
+}
+
+/// The variable naming a file to which every exec's sandbox spec is
+/// appended as one JSON line (a debugging and benchmarking aid:
+/// `benches/seed.sh` replays the seed's `go build` with
+/// `backends/examples/replay_exec.rs`). Execs with secrets are never
+/// recorded.
+pub const DEBUG_EXEC_SPECS: &str = "CUEDAG_DEBUG_EXEC_SPECS";
+
+fn record_spec(spec: &ExecSpec) {
+    use std::io::Write as _;
+    let Some(path) = std::env::var_os(DEBUG_EXEC_SPECS) else {
+        return;
+    };
+    let has_secret = !spec.secret_env.is_empty()
+        || spec
+            .mounts
+            .iter()
+            .any(|mount| matches!(mount, Mount::Secret { .. }));
+    if has_secret {
+        return;
+    }
+    let paths = |paths: &[std::path::PathBuf]| -> Vec<String> {
+        paths.iter().map(|p| p.display().to_string()).collect()
+    };
+    let mounts: Vec<serde_json::Value> = spec
+        .mounts
+        .iter()
+        .filter_map(|mount| match mount {
+            Mount::Cache {
+                dest,
+                host_dir,
+                sharing,
+            } => Some(serde_json::json!({
+                "type": "cache",
+                "dest": dest,
+                "host_dir": host_dir.display().to_string(),
+                "sharing": format!("{sharing:?}"),
+            })),
+            Mount::Tmp { dest } => Some(serde_json::json!({"type": "tmp", "dest": dest})),
+            Mount::Socket { dest, host_path } => Some(serde_json::json!({
+                "type": "socket",
+                "dest": dest,
+                "host_path": host_path.display().to_string(),
+            })),
+            Mount::Fs {
+                dest,
+                lowers,
+                source_subpath,
+                readonly,
+            } => Some(serde_json::json!({
+                "type": "fs",
+                "dest": dest,
+                "lowers": paths(lowers),
+                "source": source_subpath,
+                "readonly": readonly,
+            })),
+            Mount::File {
+                dest,
+                contents,
+                mode,
+            } => Some(serde_json::json!({
+                "type": "file",
+                "dest": dest,
+                "contents": contents,
+                "mode": mode,
+            })),
+            Mount::Secret { .. } => None,
+        })
+        .collect();
+    let line = serde_json::json!({
+        "lowers": paths(&spec.lowers),
+        "args": spec.args,
+        "env": spec.env,
+        "workdir": spec.workdir,
+        "user": spec.user,
+        "hosts": spec.hosts,
+        "mounts": mounts,
+        "network": format!("{:?}", spec.network),
+        "hostname": spec.hostname,
+    });
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path);
+    if let Ok(mut file) = file {
+        let _ = writeln!(file, "{line}");
+    }
 }
 
 /// The identity of a started container: a digest of the `#Start` task's
