@@ -51,6 +51,8 @@ enum Command {
     Project(cmd::project::Args),
     /// Empty the local store, or trim it (`--keep-storage SIZE`).
     Prune(cmd::prune::Args),
+    /// Maintain a `type=local` cache directory (`cache prune`, `cache verify`).
+    Cache(cmd::cache::Args),
 }
 
 /// Options every subcommand shares (`--log-format`, `--log-level`,
@@ -155,6 +157,7 @@ fn main() -> ExitCode {
         Command::Plan(args) => cmd::plan::run(args, &global),
         Command::Project(args) => cmd::project::run(args),
         Command::Prune(args) => cmd::prune::run(args),
+        Command::Cache(args) => cmd::cache::run(args),
     };
     match result {
         Ok(code) => code,
