@@ -10,7 +10,9 @@
 //! - a corrupt blob is a warning and a rebuild;
 //! - a kill -9 during an export leaves the previous cache usable;
 //! - bad specs are errors naming the flag and the key;
-//! - secrets never reach the exported cache nor the progress log.
+//! - secrets never reach the exported cache nor the progress log;
+//! - with `cache-mounts=true`, the Go build cache travels too: a changed
+//!   source on an empty store recompiles only the changed package.
 //!
 //! One cold build (the only one that runs `go build` from nothing) is shared
 //! by every test: its store is then warm, and each test exports from it (all
@@ -600,6 +602,87 @@ fn kill_during_export_leaves_the_previous_cache_importable() {
 }
 
 // ---------------------------------------------------------------------------
+// cache-mounts=true: the Go build cache travels with the cache.
+
+#[test]
+fn cache_mounts_make_a_changed_source_build_incrementally_on_an_empty_store() {
+    let seed = seed();
+    let cache = tempfile::tempdir().unwrap();
+    let dest = format!(
+        "type=local,mode=max,dest={},cache-mounts=true",
+        cache.path().display()
+    );
+    let export = cuedag(
+        &seed.project,
+        &seed.store,
+        &["do", "build", "--cache-to", &dest],
+        &[],
+    );
+    assert_ok(&export);
+    let (_, manifest) = entries(cache.path()).pop().unwrap();
+    let manifest = read_json(
+        &cache
+            .path()
+            .join("blobs/sha256")
+            .join(manifest.trim_start_matches("sha256:")),
+    );
+    let config = read_json(
+        &cache.path().join("blobs/sha256").join(
+            manifest["config"]["digest"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("sha256:"),
+        ),
+    );
+    let mounts: Vec<&str> = config["cuedag.mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|mount| mount["id"].as_str().unwrap())
+        .collect();
+    assert!(mounts.contains(&"go_builder_build"), "{config}");
+
+    // main.go changes, greet/ does not: on an empty store, only the main
+    // package is compiled; greet comes from the restored build cache (the
+    // cold build, with an empty cache, compiled both).
+    let project = go_hello();
+    let main_go = project.path().join("main.go");
+    let source = std::fs::read_to_string(&main_go).unwrap();
+    std::fs::write(&main_go, source.replace("\"world\"", "\"mounts\"")).unwrap();
+    let store = tempfile::tempdir().unwrap();
+    let from = format!(
+        "type=local,src={},cache-mounts=true",
+        cache.path().display()
+    );
+    let import = cuedag(
+        project.path(),
+        store.path(),
+        &["do", "build", "--cache-from", &from],
+        &[],
+    );
+    assert_ok(&import);
+    let log = stderr(&import);
+    // The image steps come from the cache; the source copy, the go build
+    // and the export copy run again (their inputs changed).
+    let ran = ran(&log);
+    assert!(
+        ran.iter().all(|task| !task.contains("._img.")),
+        "an image step ran: {ran:?}\n{log}"
+    );
+    assert!(
+        ran.iter()
+            .any(|task| task == "actions.build.container._exec"),
+        "{log}"
+    );
+    assert!(compiled(&log, "example.com/hello"), "{log}");
+    assert!(
+        !compiled(&log, "example.com/hello/greet"),
+        "greet was recompiled: the build cache was not restored\n{log}"
+    );
+    assert_eq!(run_hello(project.path()), "Hello, mounts!\n");
+}
+
+// ---------------------------------------------------------------------------
 // (g) Bad specs.
 
 /// Flags, environment, then the source and the key the error must name.
@@ -647,6 +730,12 @@ fn bad_specs_fail_naming_the_flag_and_the_key() {
             &[("DAGGER_CACHE_FROM", "type=registry")],
             "DAGGER_CACHE_FROM",
             "\"ref\"",
+        ),
+        (
+            &["--cache-to", "type=local,dest=d,cache-mounts=maybe"],
+            &[],
+            "--cache-to",
+            "\"cache-mounts\"",
         ),
     ];
     for (flags, env, source, key) in cases {
