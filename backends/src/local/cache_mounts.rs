@@ -9,7 +9,10 @@
 //! layer blob and listed in the cache config's `cuedag.mounts` (id → blob);
 //! only the `--cache-to` specs with `cache-mounts=true` carry them. A mount
 //! is packed under its shared lock, so a concurrent exec cannot change it
-//! mid-way; an empty or absent mount is not exported.
+//! mid-way; an empty or absent mount is not exported. A mount whose entries'
+//! metadata (paths, modes, owners, sizes, mtimes and ctimes) did not change
+//! since it was last packed reuses that blob (`<store>/packed/mount-*.json`),
+//! so an unchanged export costs a `stat` per file, not a repack.
 //!
 //! Import: the `--cache-from` specs with `cache-mounts=true` are opened at
 //! `prepare` (their index only). Just before an exec runs, each of its cache
@@ -29,8 +32,11 @@ use cuedag_cache::{
 };
 use cuedag_evaluator::plan::TaskValue;
 use fs4::fs_std::FileExt;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+use std::os::unix::fs::MetadataExt;
 
-use super::store::Store;
+use super::store::{write_atomic, Store};
 use super::{failed, opt_str, LocalBackend};
 use crate::remote_cache::RemoteCache;
 use crate::BackendError;
@@ -224,7 +230,7 @@ impl LocalBackend {
                 if is_empty_dir(&dir) {
                     continue;
                 }
-                match pack_mount(&blob_store, &id, &dir) {
+                match pack_mount(&store, &blob_store, &id, &dir) {
                     Ok(layer) => {
                         let digest = layer.descriptor.digest.clone();
                         if !export.layers.iter().any(|l| l.descriptor.digest == digest) {
@@ -247,9 +253,64 @@ impl LocalBackend {
     }
 }
 
+/// A packed mount remembered in `<store>/packed/mount-<fingerprint>.json`.
+#[derive(Debug, Serialize, Deserialize)]
+struct PackedMount {
+    digest: String,
+    diff_id: String,
+    size: u64,
+    media_type: String,
+}
+
+/// A digest of the metadata of every entry under `dir` (path, kind, mode,
+/// owner, size, mtime and ctime, symlink target): equal fingerprints mean
+/// the tree was not touched, so its packed blob can be reused. Reading no
+/// file contents, it costs a `stat` per entry.
+fn fingerprint(dir: &Path) -> Result<String, BackendError> {
+    let mut hasher = Sha256::new();
+    hasher.update(b"cuedag-mount-fingerprint-v1\n");
+    for entry in walkdir::WalkDir::new(dir).min_depth(1).sort_by_file_name() {
+        let entry = entry.map_err(|error| {
+            BackendError::io(format!("walking `{}`", dir.display()), error.into())
+        })?;
+        let meta = entry.metadata().map_err(|error| {
+            BackendError::io(
+                format!("reading `{}`", entry.path().display()),
+                error.into(),
+            )
+        })?;
+        let target = if meta.file_type().is_symlink() {
+            std::fs::read_link(entry.path())
+                .map(|target| target.display().to_string())
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        let rel = entry.path().strip_prefix(dir).unwrap_or(entry.path());
+        hasher.update(
+            format!(
+                "{}\0{:o}\0{}:{}\0{}\0{}.{}\0{}.{}\0{}\n",
+                rel.display(),
+                meta.mode(),
+                meta.uid(),
+                meta.gid(),
+                meta.size(),
+                meta.mtime(),
+                meta.mtime_nsec(),
+                meta.ctime(),
+                meta.ctime_nsec(),
+                target
+            )
+            .as_bytes(),
+        );
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
 /// Packs the cache mount at `dir` into the blob store, under its shared
-/// lock.
+/// lock; an untouched mount reuses the blob packed before.
 fn pack_mount(
+    store: &Store,
     blob_store: &cuedag_oci::BlobStore,
     id: &str,
     dir: &Path,
@@ -257,20 +318,52 @@ fn pack_mount(
     let lock = open_lock(dir)?;
     FileExt::lock_shared(&lock)
         .map_err(|error| BackendError::io("locking a cache mount", error))?;
-    let packed = cuedag_oci::layer::pack_to_store(blob_store, dir, true)
-        .map_err(|error| failed(format!("packing cache mount `{id}`: {error}")))?;
+    let memo = store
+        .root()
+        .join("packed")
+        .join(format!("mount-{}.json", fingerprint(dir)?));
+    let remembered = std::fs::read(&memo)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<PackedMount>(&bytes).ok())
+        .filter(|packed| {
+            cuedag_oci::Digest::parse(&packed.digest).is_ok_and(|d| blob_store.contains(&d))
+        });
+    let packed = match remembered {
+        Some(packed) => packed,
+        None => {
+            let packed = cuedag_oci::layer::pack_to_store(blob_store, dir, true)
+                .map_err(|error| failed(format!("packing cache mount `{id}`: {error}")))?;
+            let packed = PackedMount {
+                digest: packed.digest.to_string(),
+                diff_id: packed.diff_id.to_string(),
+                size: packed.size,
+                media_type: packed.media_type,
+            };
+            if let Some(parent) = memo.parent() {
+                std::fs::create_dir_all(parent).map_err(|error| {
+                    BackendError::io(format!("creating `{}`", parent.display()), error)
+                })?;
+            }
+            let bytes = serde_json::to_vec(&packed)
+                .map_err(|error| failed(format!("recording a packed mount: {error}")))?;
+            write_atomic(&memo, &bytes)?;
+            packed
+        }
+    };
     drop(lock);
-    let digest = Digest::parse(&packed.digest.to_string())
+    let digest = Digest::parse(&packed.digest)
+        .map_err(|error| failed(format!("packed mount digest: {error}")))?;
+    let blob = cuedag_oci::Digest::parse(&packed.digest)
         .map_err(|error| failed(format!("packed mount digest: {error}")))?;
     Ok(ExportLayer {
         descriptor: LayerDescriptor {
-            media_type: packed.media_type.clone(),
+            media_type: packed.media_type,
             digest,
             size: packed.size,
-            diff_id: Digest::parse(&packed.diff_id.to_string()).ok(),
+            diff_id: Digest::parse(&packed.diff_id).ok(),
             created_at: None,
         },
-        source: BlobSource::File(blob_store.blob_path(&packed.digest)),
+        source: BlobSource::File(blob_store.blob_path(&blob)),
     })
 }
 
