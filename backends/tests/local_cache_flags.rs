@@ -430,3 +430,38 @@ async fn cache_mounts_travel_with_the_cache_when_asked() {
         [cache_id.as_str()]
     );
 }
+
+#[tokio::test]
+async fn cache_mounts_travel_through_the_registry() {
+    require_registry();
+    let addr = std::env::var("CUEDAG_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".into());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_nanos())
+        .unwrap_or_default();
+    let reference = format!(
+        "{addr}/cuedag-test/cache-mounts-{}-{nanos}:main",
+        std::process::id()
+    );
+    let to = vec![format!(
+        "type=registry,mode=max,ref={reference},cache-mounts=true"
+    )];
+    let from = vec![format!("type=registry,ref={reference},cache-mounts=true")];
+    let cache_id = format!("cache-mounts-registry-{}-{nanos}", std::process::id());
+    let pull = TaskValue::structure([("source", s("alpine:3.15")), ("resolveMode", s("default"))]);
+
+    let mut a = Harness::new();
+    begin(&mut a, &to, &[]).await;
+    let image = out(&a.run("Pull", pull.clone()).await);
+    a.run("Exec", counting_exec(&image, &cache_id, "first"))
+        .await;
+    a.backend.finish().await.unwrap();
+
+    let mut b = Harness::new();
+    begin(&mut b, &[], &from).await;
+    let image = out(&b.run("Pull", pull).await);
+    b.run("Exec", counting_exec(&image, &cache_id, "second"))
+        .await;
+    assert_eq!(mount_lines(&b, &cache_id), ["first", "second"]);
+    b.backend.finish().await.unwrap();
+}
