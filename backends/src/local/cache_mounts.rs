@@ -8,8 +8,9 @@
 //! or cache hit) is packed, as found in `<store>/cache-mounts/`, into one
 //! layer blob and listed in the cache config's `cuedag.mounts` (id → blob);
 //! only the `--cache-to` specs with `cache-mounts=true` carry them. A mount
-//! is packed under its shared lock, so a concurrent exec cannot change it
-//! mid-way; an empty or absent mount is not exported. A mount whose entries'
+//! is packed under its exclusive lock (the one the sandbox takes, shared,
+//! while an exec uses it), so a concurrent exec cannot change it mid-way;
+//! an empty or absent mount is not exported. A mount whose entries'
 //! metadata (paths, modes, owners, sizes, mtimes and ctimes) did not change
 //! since it was last packed reuses that blob (`<store>/packed/mount-*.json`),
 //! so an unchanged export costs a `stat` per file, not a repack.
@@ -307,7 +308,7 @@ fn fingerprint(dir: &Path) -> Result<String, BackendError> {
     Ok(hex::encode(hasher.finalize()))
 }
 
-/// Packs the cache mount at `dir` into the blob store, under its shared
+/// Packs the cache mount at `dir` into the blob store, under its exclusive
 /// lock; an untouched mount reuses the blob packed before.
 fn pack_mount(
     store: &Store,
@@ -315,8 +316,11 @@ fn pack_mount(
     id: &str,
     dir: &Path,
 ) -> Result<ExportLayer, BackendError> {
+    // Exclusive: execs using the mount (even `shared` ones, which take the
+    // lock shared) are not writing it while it is read, so the snapshot is
+    // consistent. The session's own execs are all done by export time.
     let lock = open_lock(dir)?;
-    FileExt::lock_shared(&lock)
+    FileExt::lock_exclusive(&lock)
         .map_err(|error| BackendError::io("locking a cache mount", error))?;
     let memo = store
         .root()
