@@ -93,9 +93,10 @@ pub struct RunReport {
 
 /// A failed run: the first failing task and why.
 #[derive(Debug, thiserror::Error)]
-#[error("{path}: {error}")]
+#[error("{}{error}", if path.is_empty() { String::new() } else { format!("{path}: ") })]
 pub struct RunError {
-    /// The failing task's path (empty for session errors).
+    /// The failing task's path (empty for session errors, such as a failed
+    /// cache export: then only the error is shown).
     pub path: String,
     /// The error.
     pub error: BackendError,

@@ -313,3 +313,155 @@ async fn fs_steps_round_trip_through_the_registry() {
     assert_eq!(listing(&b.write_dir(&imported, "out").await), expected);
     b.backend.finish().await.unwrap();
 }
+
+/// An exec appending a line to a file of the cache mount `cache_id`, its
+/// `tag` making distinct steps.
+fn counting_exec(image: &TaskValue, cache_id: &str, tag: &str) -> TaskValue {
+    TaskValue::structure([
+        ("input", image.clone()),
+        (
+            "args",
+            TaskValue::List(vec![
+                s("sh"),
+                s("-c"),
+                s(&format!(
+                    "echo {tag} >> /counter/count; mkdir -p /out; echo {tag} > /out/result"
+                )),
+            ]),
+        ),
+        ("workdir", s("/")),
+        ("user", s("root:root")),
+        ("always", TaskValue::Bool(false)),
+        (
+            "mounts",
+            TaskValue::structure([(
+                "counter",
+                TaskValue::structure([
+                    ("dest", s("/counter")),
+                    ("type", s("cache")),
+                    (
+                        "contents",
+                        TaskValue::structure([("id", s(cache_id)), ("concurrency", s("shared"))]),
+                    ),
+                ]),
+            )]),
+        ),
+    ])
+}
+
+fn mount_lines(h: &Harness, cache_id: &str) -> Vec<String> {
+    std::fs::read_to_string(h.backend.store().cache_mount_path(cache_id).join("count"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[tokio::test]
+async fn cache_mounts_travel_with_the_cache_when_asked() {
+    require_registry();
+    let cache = tempfile::tempdir().unwrap();
+    let dir = cache.path().display();
+    let to_with = vec![format!("type=local,mode=max,dest={dir},cache-mounts=true")];
+    let from_with = vec![format!("type=local,src={dir},cache-mounts=true")];
+    let from_without = vec![format!("type=local,src={dir}")];
+    let cache_id = format!("cache-mounts-counter-{}", std::process::id());
+    let pull = TaskValue::structure([("source", s("alpine:3.15")), ("resolveMode", s("default"))]);
+
+    // Store A: one exec fills the mount; the export carries it.
+    let mut a = Harness::new();
+    begin(&mut a, &to_with, &[]).await;
+    let image = out(&a.run("Pull", pull.clone()).await);
+    a.run("Exec", counting_exec(&image, &cache_id, "first"))
+        .await;
+    a.backend.finish().await.unwrap();
+    assert_eq!(mount_lines(&a, &cache_id), ["first"]);
+    let blobs = blob_count(cache.path());
+
+    // An unchanged rerun (the exec hits, the mount is as it was) adds no
+    // blob, mount included.
+    let mut a = a.rerun();
+    begin(&mut a, &to_with, &[]).await;
+    let image = out(&a.run("Pull", pull.clone()).await);
+    a.run("Exec", counting_exec(&image, &cache_id, "first"))
+        .await;
+    a.backend.finish().await.unwrap();
+    assert_eq!(blob_count(cache.path()), blobs);
+
+    // Store B, importing without cache-mounts: a new step runs on an empty
+    // mount.
+    let mut b = Harness::new();
+    begin(&mut b, &[], &from_without).await;
+    let image = out(&b.run("Pull", pull.clone()).await);
+    b.run("Exec", counting_exec(&image, &cache_id, "second"))
+        .await;
+    assert_eq!(mount_lines(&b, &cache_id), ["second"]);
+    b.backend.finish().await.unwrap();
+
+    // Store C, importing with cache-mounts: the mount is restored before
+    // the new step runs.
+    let mut c = Harness::new();
+    begin(&mut c, &[], &from_with).await;
+    let image = out(&c.run("Pull", pull.clone()).await);
+    c.run("Exec", counting_exec(&image, &cache_id, "second"))
+        .await;
+    assert_eq!(mount_lines(&c, &cache_id), ["first", "second"]);
+    c.backend.finish().await.unwrap();
+
+    // Without cache-mounts on the export, no mount is exported.
+    let plain = tempfile::tempdir().unwrap();
+    let mut d = Harness::new();
+    let to_plain = vec![format!(
+        "type=local,mode=max,dest={}",
+        plain.path().display()
+    )];
+    begin(&mut d, &to_plain, &[]).await;
+    let image = out(&d.run("Pull", pull).await);
+    d.run("Exec", counting_exec(&image, &cache_id, "third"))
+        .await;
+    d.backend.finish().await.unwrap();
+    let import =
+        cuedag_cache::LocalCache::new(plain.path()).import(&cuedag_cache::ImportSelector::All);
+    assert_eq!(import.index().mount_ids().count(), 0);
+    let import =
+        cuedag_cache::LocalCache::new(cache.path()).import(&cuedag_cache::ImportSelector::All);
+    assert_eq!(
+        import.index().mount_ids().collect::<Vec<_>>(),
+        [cache_id.as_str()]
+    );
+}
+
+#[tokio::test]
+async fn cache_mounts_travel_through_the_registry() {
+    require_registry();
+    let addr = std::env::var("CUEDAG_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".into());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_nanos())
+        .unwrap_or_default();
+    let reference = format!(
+        "{addr}/cuedag-test/cache-mounts-{}-{nanos}:main",
+        std::process::id()
+    );
+    let to = vec![format!(
+        "type=registry,mode=max,ref={reference},cache-mounts=true"
+    )];
+    let from = vec![format!("type=registry,ref={reference},cache-mounts=true")];
+    let cache_id = format!("cache-mounts-registry-{}-{nanos}", std::process::id());
+    let pull = TaskValue::structure([("source", s("alpine:3.15")), ("resolveMode", s("default"))]);
+
+    let mut a = Harness::new();
+    begin(&mut a, &to, &[]).await;
+    let image = out(&a.run("Pull", pull.clone()).await);
+    a.run("Exec", counting_exec(&image, &cache_id, "first"))
+        .await;
+    a.backend.finish().await.unwrap();
+
+    let mut b = Harness::new();
+    begin(&mut b, &[], &from).await;
+    let image = out(&b.run("Pull", pull).await);
+    b.run("Exec", counting_exec(&image, &cache_id, "second"))
+        .await;
+    assert_eq!(mount_lines(&b, &cache_id), ["first", "second"]);
+    b.backend.finish().await.unwrap();
+}

@@ -51,6 +51,8 @@ enum Command {
     Project(cmd::project::Args),
     /// Empty the local store, or trim it (`--keep-storage SIZE`).
     Prune(cmd::prune::Args),
+    /// Maintain a `type=local` cache directory (`cache prune`, `cache verify`).
+    Cache(cmd::cache::Args),
 }
 
 /// Options every subcommand shares (`--log-format`, `--log-level`,
@@ -91,6 +93,31 @@ fn fail(message: &str) -> ExitCode {
     ExitCode::from(1)
 }
 
+/// Shows the libraries' warnings (a corrupt cache blob, a registry falling
+/// back to its mirror, ...) on stderr when `CUEDAG_LOG` does not set a
+/// filter: as JSON objects with `--log-format json`, else as plain lines.
+/// `--log-level error` keeps only errors.
+fn init_warnings(log_format: progress::LogFormat, log_level: cuedag_backends::Level) {
+    if std::env::var_os("CUEDAG_LOG").is_some() {
+        return;
+    }
+    let filter = if log_level >= cuedag_backends::Level::Error {
+        "error"
+    } else {
+        "warn"
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(false);
+    let _ = if log_format.resolve() == progress::LogFormat::Json {
+        builder.json().try_init()
+    } else {
+        builder.without_time().try_init()
+    };
+}
+
 fn main() -> ExitCode {
     let bin_name = bin_name();
     let command = if bin_name == "dagger" {
@@ -115,6 +142,7 @@ fn main() -> ExitCode {
     let Some(log_level) = progress::parse_level(&cli.log_level) else {
         return fail(&format!("invalid --log-level \"{}\"", cli.log_level));
     };
+    init_warnings(log_format, log_level);
     let global = Global {
         bin_name,
         log_format,
@@ -129,6 +157,7 @@ fn main() -> ExitCode {
         Command::Plan(args) => cmd::plan::run(args, &global),
         Command::Project(args) => cmd::project::run(args),
         Command::Prune(args) => cmd::prune::run(args),
+        Command::Cache(args) => cmd::cache::run(args),
     };
     match result {
         Ok(code) => code,

@@ -82,6 +82,8 @@ const CASES: &[(Direction, &str)] = &[
     (Direction::From, "type=local,src=s,digest=sha256:zz"),
     (Direction::To, "type=local,dest=d,tag=bad/tag"),
     (Direction::To, "type=local,dest=d,ignore-error=yes"),
+    (Direction::From, "type=registry,ref=localhost:5000/cache,cache-mounts=maybe"),
+    (Direction::From, "type=local,src=s,cache-mounts=true"),
     (Direction::To, "type=local,dest=d,compression=brotli"),
     (Direction::To, "type=local,dest=d,compression-level=99"),
     (Direction::From, "type=registry,ref=x/y,mode=max"),

@@ -276,7 +276,12 @@ impl LocalBackend {
             "cache export prepared"
         );
         let export = std::sync::Arc::new(export);
+        let with_mounts = self.cache_mounts_export(&export).await?;
         for spec in exports {
+            let export = match (&with_mounts, spec.cache_mounts) {
+                (Some(with_mounts), true) => with_mounts.clone(),
+                _ => export.clone(),
+            };
             let started = std::time::Instant::now();
             let result = match &spec.backend {
                 CacheBackend::Local(local) => {

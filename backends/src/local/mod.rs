@@ -11,6 +11,7 @@
 //! Images come from `cuedag-oci`, execs run in `cuedag-sandbox`.
 
 mod cache_io;
+mod cache_mounts;
 mod client;
 mod exec;
 mod fsops;
@@ -82,6 +83,7 @@ pub struct LocalBackend {
     session_lock: Mutex<Option<std::fs::File>>,
     path_locks: crate::builtin::PathLocks,
     cache_session: Mutex<cache_io::CacheSession>,
+    cache_mounts: tokio::sync::Mutex<cache_mounts::MountSession>,
 }
 
 impl std::fmt::Debug for LocalBackend {
@@ -108,6 +110,7 @@ impl LocalBackend {
             session_lock: Mutex::new(None),
             path_locks: Default::default(),
             cache_session: Mutex::new(cache_io::CacheSession::default()),
+            cache_mounts: Default::default(),
         })
     }
 
@@ -220,8 +223,14 @@ impl LocalBackend {
             "Pull" => image::pull(self, inputs, context).await,
             "Push" => image::push(self, inputs, context).await,
             "Export" => image::export(self, inputs, context).await,
-            "Exec" => exec::exec(self, inputs, context).await,
-            "Start" => exec::start(self, inputs, context).await,
+            "Exec" => {
+                self.restore_cache_mounts(inputs).await;
+                exec::exec(self, inputs, context).await
+            }
+            "Start" => {
+                self.restore_cache_mounts(inputs).await;
+                exec::start(self, inputs, context).await
+            }
             "Stop" => exec::stop(self, inputs).await,
             "SendSignal" => exec::send_signal(self, inputs).await,
             "Copy" | "Mkdir" | "WriteFile" | "ReadFile" | "Rm" | "Merge" | "Diff" | "NewSecret" => {
@@ -244,6 +253,7 @@ impl LocalBackend {
         task: &TaskRequest,
         context: &TaskContext,
     ) -> Result<TaskValue, BackendError> {
+        self.note_cache_mounts(&task.task_type, &task.inputs).await;
         let always = task.inputs.get("always").and_then(TaskValue::as_bool) == Some(true);
         if !CACHED_TYPES.contains(&task.task_type.as_str()) || always {
             return self.dispatch(task, context).await;
@@ -476,6 +486,8 @@ impl Backend for LocalBackend {
                 .cache_session
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner) = cache_session;
+            *self.cache_mounts.lock().await =
+                cache_mounts::MountSession::open(&options.cache, &self.store).await;
             let store = self.store.clone();
             let lock = blocking(move || store.lock_shared()).await?;
             *self

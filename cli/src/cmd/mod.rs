@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod cache;
 pub mod do_;
 pub mod eval;
 pub mod export;
