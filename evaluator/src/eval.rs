@@ -1575,7 +1575,7 @@ impl Engine {
                         }
                     }
                     if !allowed {
-                        let name = self.interner.text(sym).to_string();
+                        let name = cue_label(self.interner.text(sym));
                         let allowed_names: Vec<String> = member_labels
                             .iter()
                             .filter_map(|l| match l {
