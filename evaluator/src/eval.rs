@@ -1575,7 +1575,7 @@ impl Engine {
                         }
                     }
                     if !allowed {
-                        let name = self.interner.text(sym).to_string();
+                        let name = cue_label(self.interner.text(sym));
                         let allowed_names: Vec<String> = member_labels
                             .iter()
                             .filter_map(|l| match l {
@@ -1924,6 +1924,13 @@ impl Engine {
                 self.fingerprint(c)
             };
             if let Some(existing) = unique.iter_mut().find(|u| u.2 == fp) {
+                // Equal values: keep the default arm's vertex, whose
+                // references say where the value comes from (in
+                // `docker.#Image | *_build.output` the default reaches the
+                // build's tasks, the schema arm reaches nothing).
+                if d && !existing.1 {
+                    existing.0 = c;
+                }
                 existing.1 |= d;
             } else {
                 unique.push((c, d, fp));

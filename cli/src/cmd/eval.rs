@@ -4,6 +4,8 @@
 use std::io::Write as _;
 use std::process::ExitCode;
 
+use cuedag_evaluator::render_eval_errors;
+
 use super::export::{load, render_load_error, target};
 
 /// Arguments of `cuedag eval`.
@@ -35,5 +37,15 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
     };
     let text = ev.eval_text(v);
     let _ = std::io::stdout().write_all(text.as_bytes());
-    Ok(ExitCode::SUCCESS)
+    // Like `cue eval`: incomplete values are fine, errors (conflicts,
+    // closedness, failed constraints) are reported and fail the command.
+    let errors: Vec<_> = match ev.to_value(v) {
+        Ok(_) => Vec::new(),
+        Err(errors) => errors.into_iter().filter(|e| !e.incomplete).collect(),
+    };
+    if errors.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let _ = std::io::stderr().write_all(render_eval_errors(&errors).as_bytes());
+    Ok(ExitCode::from(1))
 }
