@@ -23,7 +23,7 @@ use crate::value::{Func, Member, Package, Value};
 pub type VId = u32;
 
 /// Most nested vertex evaluations before reporting an error.
-const MAX_DEPTH: u32 = 120;
+const MAX_DEPTH: u32 = 100;
 /// Most nested reference expansions into one vertex.
 const MAX_EXPAND_DEPTH: u32 = 100;
 /// Most combinations of disjunction arms evaluated for one vertex.
@@ -433,6 +433,10 @@ struct Builder {
     cycle: Option<Rc<Bottom>>,
     deferred: Vec<(Rc<E>, Env, CI)>,
     deferring: bool,
+    /// The static labels of each struct literal added, in the order the
+    /// literals were added (CUE's `Vertex.Structs`): the export field order
+    /// is a merge of these lists.
+    fronts: Vec<(Rc<StructLit>, Vec<Label>)>,
 }
 
 /// Closedness group data.
@@ -626,7 +630,8 @@ impl Engine {
                 }
             }
         }
-        let mut b = Builder {
+        // Boxed: this frame is on every level of nested evaluation.
+        let mut b = Box::new(Builder {
             v,
             acc: Val::Top,
             acc_pos: Vec::new(),
@@ -646,7 +651,8 @@ impl Engine {
             deferred: Vec::new(),
             // Deferring local references did not reproduce CUE's field order better.
             deferring: false,
-        };
+            fronts: Vec::new(),
+        });
         for c in conjs {
             self.add_conj(&mut b, c);
         }
@@ -666,7 +672,7 @@ impl Engine {
         if b.disjs.is_empty() {
             self.finish(&mut b);
         } else {
-            self.resolve_disjunctions(b);
+            self.resolve_disjunctions(*b);
         }
         self.stack.pop();
         self.vm(v).state = State::Done;
@@ -1208,6 +1214,7 @@ impl Engine {
             b.struct_pos.get_or_insert(lit.pos);
         }
         let fenv = push(env, Frame::Struct(b.v));
+        record_front(&mut b.fronts, lit);
         let gi = match b.groups.iter().position(|x| x.group == g) {
             Some(i) => i,
             None => {
@@ -1491,17 +1498,14 @@ impl Engine {
                             env,
                             Frame::Bind(vec![Binding::Val(Val::Atom(Atom::Str(name.clone())))]),
                         );
-                        self.vm(arc).conjs.insert(
-                            0,
-                            Conj {
-                                kind: CK::Expr(value.clone()),
-                                env: env2,
-                                ci: CI {
-                                    immediate: true,
-                                    ..*ci
-                                },
+                        self.vm(arc).conjs.push(Conj {
+                            kind: CK::Expr(value.clone()),
+                            env: env2,
+                            ci: CI {
+                                immediate: true,
+                                ..*ci
                             },
-                        );
+                        });
                     }
                 }
             }
@@ -1667,8 +1671,9 @@ impl Engine {
                 _ => {}
             }
         }
-        if b.has_struct && b.groups.len() > 1 {
-            self.order_arcs(v, &b.groups);
+        if b.has_struct {
+            let fronts = std::mem::take(&mut b.fronts);
+            self.order_arcs(v, &fronts);
         }
         let vm = self.vm(v);
         vm.value = value;
@@ -1678,74 +1683,6 @@ impl Engine {
         if b.incomplete.is_some() {
             vm.incomplete = b.incomplete.take();
         }
-    }
-
-    /// Orders the fields like `cue export`: a topological order of the
-    /// field sequences of the struct literals, ties broken by first
-    /// appearance.
-    fn order_arcs(&mut self, v: VId, groups: &[LitGroup]) {
-        use std::cmp::Reverse;
-        use std::collections::BinaryHeap;
-        let arcs = &self.v(v).arcs;
-        let n = arcs.len();
-        if n < 2 {
-            return;
-        }
-        let mut succ: Vec<Vec<usize>> = vec![Vec::new(); n];
-        let mut indeg = vec![0usize; n];
-        for g in groups {
-            let mut prev: Option<usize> = None;
-            let mut seen: Vec<usize> = Vec::new();
-            for l in &g.labels {
-                let Some(i) = arcs.get_index_of(l) else {
-                    continue;
-                };
-                if seen.contains(&i) {
-                    continue;
-                }
-                seen.push(i);
-                if let Some(p) = prev {
-                    if !succ[p].contains(&i) {
-                        succ[p].push(i);
-                        indeg[i] += 1;
-                    }
-                }
-                prev = Some(i);
-            }
-        }
-        let mut heap: BinaryHeap<Reverse<usize>> =
-            (0..n).filter(|i| indeg[*i] == 0).map(Reverse).collect();
-        let mut order = Vec::with_capacity(n);
-        let mut done = vec![false; n];
-        while let Some(Reverse(i)) = heap.pop() {
-            if done[i] {
-                continue;
-            }
-            done[i] = true;
-            order.push(i);
-            for &j in &succ[i] {
-                indeg[j] = indeg[j].saturating_sub(1);
-                if indeg[j] == 0 {
-                    heap.push(Reverse(j));
-                }
-            }
-        }
-        for (i, d) in done.iter().enumerate() {
-            if !d {
-                order.push(i);
-            }
-        }
-        if order.iter().enumerate().all(|(k, i)| k == *i) {
-            return;
-        }
-        let old: Vec<(Label, VId)> = arcs.iter().map(|(l, a)| (*l, *a)).collect();
-        let mut new_arcs = IndexMap::with_capacity(n);
-        for i in order {
-            if let Some((l, a)) = old.get(i) {
-                new_arcs.insert(*l, *a);
-            }
-        }
-        self.vm(v).arcs = new_arcs;
     }
 
     fn finish_list(&mut self, b: &mut Builder) {
@@ -1958,6 +1895,98 @@ impl Engine {
         }
         let arms: Vec<(VId, bool)> = unique.into_iter().map(|(c, d, _)| (c, d)).collect();
         self.vm(v).disj = Some(Rc::new(arms));
+    }
+
+    /// Orders the arcs of `v` as CUE v0.4 exports them: a merge of the field
+    /// orders of the struct literals that made the vertex (`fronts`), then the
+    /// arcs no literal declares (dynamic labels, data) in creation order, as
+    /// one more list. The lists are merged round-robin: each pass takes from
+    /// every list in turn its head if that label is not waiting behind
+    /// another label in some other list; when no list can advance (the lists
+    /// disagree), the head of the first non-empty list is taken.
+    #[inline(never)]
+    fn order_arcs(&mut self, v: VId, fronts: &[(Rc<StructLit>, Vec<Label>)]) {
+        let n_arcs = self.v(v).arcs.len();
+        if n_arcs < 2 || fronts.is_empty() {
+            return;
+        }
+        let mut lists: Vec<Vec<Label>> = fronts.iter().map(|(_, l)| l.clone()).collect();
+        let declared: std::collections::HashSet<Label> = lists.iter().flatten().copied().collect();
+        let extra: Vec<Label> = self
+            .v(v)
+            .arcs
+            .keys()
+            .filter(|l| !declared.contains(l))
+            .copied()
+            .collect();
+        if !extra.is_empty() {
+            lists.push(extra);
+        }
+        // `waiting[l]`: in how many lists `l` appears behind another label.
+        let mut waiting: HashMap<Label, usize> = HashMap::new();
+        for list in &lists {
+            for l in list.iter().skip(1) {
+                *waiting.entry(*l).or_default() += 1;
+            }
+        }
+        let mut heads = vec![0usize; lists.len()];
+        let mut placed: std::collections::HashSet<Label> = std::collections::HashSet::new();
+        let mut order: Vec<Label> = Vec::new();
+        // Drops placed labels from the head of list `i`, updating `waiting`.
+        fn skip_placed(
+            list: &[Label],
+            head: &mut usize,
+            placed: &std::collections::HashSet<Label>,
+            waiting: &mut HashMap<Label, usize>,
+        ) {
+            while *head < list.len() && placed.contains(&list[*head]) {
+                *head += 1;
+                if let Some(next) = list.get(*head) {
+                    if let Some(w) = waiting.get_mut(next) {
+                        *w = w.saturating_sub(1);
+                    }
+                }
+            }
+        }
+        loop {
+            let mut progressed = false;
+            let mut any_left = false;
+            for i in 0..lists.len() {
+                skip_placed(&lists[i], &mut heads[i], &placed, &mut waiting);
+                let Some(&l) = lists[i].get(heads[i]) else {
+                    continue;
+                };
+                any_left = true;
+                if waiting.get(&l).copied().unwrap_or(0) == 0 {
+                    placed.insert(l);
+                    order.push(l);
+                    progressed = true;
+                    skip_placed(&lists[i], &mut heads[i], &placed, &mut waiting);
+                }
+            }
+            if !any_left {
+                break;
+            }
+            if !progressed {
+                // The lists disagree: take the first head.
+                if let Some(i) = (0..lists.len()).find(|&i| heads[i] < lists[i].len()) {
+                    let l = lists[i][heads[i]];
+                    placed.insert(l);
+                    order.push(l);
+                    skip_placed(&lists[i], &mut heads[i], &placed, &mut waiting);
+                }
+            }
+        }
+        let vm = self.vm(v);
+        let mut arcs = std::mem::take(&mut vm.arcs);
+        let mut sorted = IndexMap::with_capacity(arcs.len());
+        for l in order {
+            if let Some(a) = arcs.shift_remove(&l) {
+                sorted.insert(l, a);
+            }
+        }
+        sorted.extend(arcs);
+        vm.arcs = sorted;
     }
 
     fn adopt(&mut self, v: VId, c: VId) {
@@ -3140,6 +3169,29 @@ impl Engine {
 /// Embeddings processed in declaration order (struct literals and values
 /// from imported packages, which are already evaluated); others are
 /// processed after the literal's fields, as CUE does.
+/// Records the static labels of a struct literal added to a vertex (once
+/// per literal), for the export field order.
+#[inline(never)]
+fn record_front(fronts: &mut Vec<(Rc<StructLit>, Vec<Label>)>, lit: &Rc<StructLit>) {
+    if fronts.iter().any(|(l, _)| Rc::ptr_eq(l, lit)) {
+        return;
+    }
+    let labels: Vec<Label> = lit
+        .decls
+        .iter()
+        .filter_map(|d| match d {
+            DeclC::Field(f) => match &f.label {
+                FieldLabel::Static(l) => Some(*l),
+                FieldLabel::Dynamic(_) => None,
+            },
+            _ => None,
+        })
+        .collect();
+    if !labels.is_empty() {
+        fronts.push((lit.clone(), labels));
+    }
+}
+
 fn embed_inline(x: &E) -> bool {
     match &x.kind {
         Ek::Struct(_) => true,
