@@ -82,10 +82,11 @@ impl Atom {
     }
 }
 
-/// Formats a computed float like CUE does for simple cases.
+/// Formats a float like CUE does for simple cases: a float always shows it
+/// is one (`2.0`, never `2`, which would read back as an int).
 pub fn format_float(f: f64) -> String {
     if f.is_finite() && f == f.trunc() && f.abs() < 1e21 {
-        format!("{f:.0}")
+        format!("{f:.1}")
     } else {
         format!("{f}")
     }
@@ -3489,6 +3490,8 @@ fn bounded_type(name: &str) -> Val {
 fn float_scale(a: &Atom) -> Option<usize> {
     match a {
         Atom::Int(_) => Some(0),
+        // An exponent form (`1e3`) has no fixed decimal places to keep.
+        Atom::Float(_, Some(t)) if t.contains(['e', 'E']) => None,
         Atom::Float(_, Some(t)) => {
             let mantissa = t.split(['e', 'E']).next().unwrap_or("");
             Some(mantissa.split_once('.').map(|(_, f)| f.len()).unwrap_or(0))
@@ -3620,7 +3623,16 @@ fn binary_atoms(
         },
         BinaryOp::Div => match (a.num(), b.num()) {
             (Some(_), Some(0.0)) => err("division by zero".into()),
-            (Some(x), Some(y)) => Val::Atom(Float(x / y, None)),
+            (Some(x), Some(y)) => {
+                // CUE's decimal quotient is reduced: `6 / 3` prints `2`.
+                let q = x / y;
+                let text = if q.is_finite() && q == q.trunc() && q.abs() < 1e15 {
+                    Some(Rc::from(format!("{q:.0}").as_str()))
+                } else {
+                    None
+                };
+                Val::Atom(Float(q, text))
+            }
             _ => invalid(&a, &b),
         },
         _ => invalid(&a, &b),

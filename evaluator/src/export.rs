@@ -363,12 +363,26 @@ impl Engine {
     }
 }
 
+fn is_integer_text(text: &str) -> bool {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    !digits.is_empty() && digits.bytes().all(|c| c.is_ascii_digit())
+}
+
 fn atom_value(a: &Atom) -> Value {
     match a {
         Atom::Null => Value::Null,
         Atom::Bool(b) => Value::Bool(*b),
         Atom::Int(i) => Value::Int(*i),
-        Atom::Float(f, _) => Value::Float(*f),
+        // A decimal without fractional digits (`6 / 3`) prints as CUE prints
+        // it, like an integer; data carries no kind beyond its text.
+        Atom::Float(_, Some(text)) if is_integer_text(text) => match text.parse::<i128>() {
+            Ok(i) => Value::Int(i),
+            Err(_) => Value::Float(text.parse::<f64>().unwrap_or(f64::NAN)),
+        },
+        // The decimal's text is exact where the binary float is not
+        // (`0.1 + 0.2` is `0.3`).
+        Atom::Float(f, Some(text)) => Value::Float(text.parse::<f64>().unwrap_or(*f)),
+        Atom::Float(f, None) => Value::Float(*f),
         Atom::Str(s) => Value::String(s.to_string()),
         Atom::Bytes(b) => Value::Bytes(b.to_vec()),
     }
