@@ -17,7 +17,7 @@ use crate::ir::{
     kind, ClauseC, Compr, DeclC, Ek, FieldLabel, Interner, Label, ListElemC, ListLit, PkgId, Pos,
     Predeclared, Ref, StructLit, E,
 };
-use crate::value::{Func, Member, Package, Value};
+use crate::value::{Func, Member, Package, Special, Value, ASCENDING, DESCENDING};
 
 /// A vertex number.
 pub type VId = u32;
@@ -2762,6 +2762,9 @@ impl Engine {
         match fv {
             Val::Bottom(b) => Val::Bottom(b),
             Val::Pre(p) => self.call_predeclared(p, args, env, pos),
+            Val::Func(f, name) if f.special != Special::Plain && args.len() == f.min_args => {
+                self.call_special(f, &name, args, env, pos)
+            }
             Val::Func(f, name) => {
                 let nargs = args.len();
                 if f.validator
@@ -2842,6 +2845,207 @@ impl Engine {
             other => Val::Bottom(bot(
                 code::OPERANDS,
                 format!("cannot call non-function {}", self.val_to_cue(&other)),
+                vec![pos],
+                false,
+            )),
+        }
+    }
+
+    /// Runs a builtin whose second argument is CUE rather than data
+    /// (`list.Sort(xs, cmp)`, `yaml.Validate(text, schema)`).
+    fn call_special(
+        &mut self,
+        f: &'static Func,
+        name: &str,
+        args: &[Rc<E>],
+        env: &Env,
+        pos: Pos,
+    ) -> Val {
+        let wrap = |e: Rc<Bottom>| {
+            let mut b = (*e).clone();
+            if !b.incomplete {
+                b.msg = format!("error in call to {name}: {}", b.msg);
+            }
+            Val::Bottom(Rc::new(b))
+        };
+        let (Some(first), Some(second)) = (args.first(), args.get(1)) else {
+            return Val::Bottom(bot(
+                code::OPERANDS,
+                "not enough arguments",
+                vec![pos],
+                false,
+            ));
+        };
+        let data = match self
+            .eval_concrete(first, env)
+            .and_then(|v| self.manifest(v, first.pos))
+        {
+            Ok(v) => v,
+            Err(e) => return wrap(e),
+        };
+        let other = self.eval(second, env);
+        match f.special {
+            Special::Sort | Special::IsSorted => {
+                let Value::List(items) = data else {
+                    return Val::Bottom(bot(
+                        code::OPERANDS,
+                        format!(
+                            "cannot use {} (type {}) as list in argument 1 to {name}",
+                            value_to_cue(&data),
+                            data.kind_name()
+                        ),
+                        vec![first.pos],
+                        false,
+                    ));
+                };
+                if f.special == Special::IsSorted {
+                    for pair in items.windows(2) {
+                        match self.less(&other, &pair[1], &pair[0], pos) {
+                            Ok(true) => return Val::Atom(Atom::Bool(false)),
+                            Ok(false) => {}
+                            Err(e) => return wrap(e),
+                        }
+                    }
+                    return Val::Atom(Atom::Bool(true));
+                }
+                match self.merge_sort(&other, items, pos) {
+                    Ok(sorted) => value_to_val(self, &Value::List(sorted), pos),
+                    Err(e) => wrap(e),
+                }
+            }
+            Special::Validate | Special::ValidatePartial => {
+                let decoded = match (f.f)(&[data]) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        return Val::Bottom(bot(
+                            code::BUILTIN,
+                            format!("error in call to {name}: {e}"),
+                            vec![pos],
+                            false,
+                        ))
+                    }
+                };
+                let c = self.new_vertex(None, None);
+                let schema = match other {
+                    Val::V(w) => CK::Vertex(w),
+                    v => CK::Val(v, second.pos),
+                };
+                for kind in [schema, CK::Data(Rc::new(decoded), pos)] {
+                    self.vm(c).conjs.push(Conj {
+                        kind,
+                        env: None,
+                        ci: CI::default(),
+                    });
+                }
+                if let Some(e) = self.first_fatal(c, 0) {
+                    return wrap(e);
+                }
+                if f.special == Special::Validate {
+                    if let Err(e) = self.manifest(Val::V(c), pos) {
+                        return wrap(e);
+                    }
+                }
+                Val::Atom(Atom::Bool(true))
+            }
+            Special::Plain => Val::Bottom(bot(
+                code::BUILTIN,
+                format!("{name} is not special"),
+                vec![pos],
+                false,
+            )),
+        }
+    }
+
+    /// A stable merge sort of `items` by the comparator `cmp`.
+    fn merge_sort(&mut self, cmp: &Val, items: Vec<Value>, pos: Pos) -> R<Vec<Value>> {
+        if items.len() < 2 {
+            return Ok(items);
+        }
+        let mut left = items;
+        let right = left.split_off(left.len() / 2);
+        let left = self.merge_sort(cmp, left, pos)?;
+        let right = self.merge_sort(cmp, right, pos)?;
+        let mut out = Vec::with_capacity(left.len() + right.len());
+        let mut li = left.into_iter().peekable();
+        let mut ri = right.into_iter().peekable();
+        while let (Some(l), Some(r)) = (li.peek(), ri.peek()) {
+            // Take from the right only when it is strictly less (stable).
+            if self.less(cmp, r, l, pos)? {
+                out.extend(ri.next());
+            } else {
+                out.extend(li.next());
+            }
+        }
+        out.extend(li);
+        out.extend(ri);
+        Ok(out)
+    }
+
+    /// `cmp.less` with `x: a, y: b`. `list.Ascending` and `list.Descending`
+    /// compare numbers and strings natively.
+    fn less(&mut self, cmp: &Val, a: &Value, b: &Value, pos: Pos) -> R<bool> {
+        if let Val::Atom(Atom::Str(s)) = cmp {
+            let descending = &**s == DESCENDING;
+            if descending || &**s == ASCENDING {
+                let (x, y) = if descending { (b, a) } else { (a, b) };
+                return match (x, y) {
+                    (Value::String(x), Value::String(y)) => Ok(x < y),
+                    (Value::Bytes(x), Value::Bytes(y)) => Ok(x < y),
+                    _ => match (x.as_f64(), y.as_f64()) {
+                        (Some(x), Some(y)) => Ok(x < y),
+                        _ => Err(bot(
+                            code::OPERANDS,
+                            format!(
+                                "invalid operands {} and {} to '<'",
+                                value_to_cue(x),
+                                value_to_cue(y)
+                            ),
+                            vec![pos],
+                            false,
+                        )),
+                    },
+                };
+            }
+        }
+        let Val::V(w) = cmp else {
+            return Err(bot(
+                code::OPERANDS,
+                format!(
+                    "invalid comparator {}: want a struct with `x`, `y` and `less`",
+                    self.val_to_cue(cmp)
+                ),
+                vec![pos],
+                false,
+            ));
+        };
+        let c = self.new_vertex(None, None);
+        self.vm(c).conjs.push(Conj {
+            kind: CK::Vertex(*w),
+            env: None,
+            ci: CI::default(),
+        });
+        for (field, value) in [("x", a), ("y", b)] {
+            let label = Label::Regular(self.interner.intern(field));
+            let arc = self.arc(c, label);
+            let vm = self.vm(arc);
+            vm.optional = false;
+            vm.conjs.push(Conj {
+                kind: CK::Data(Rc::new(value.clone()), pos),
+                env: None,
+                ci: CI::default(),
+            });
+        }
+        self.eval_vertex(c);
+        let less_label = Label::Regular(self.interner.intern("less"));
+        let selected = self.select(Val::V(c), less_label, pos);
+        match self.concrete(selected, pos)? {
+            Val::Atom(Atom::Bool(b)) => Ok(b),
+            other => Err(bot(
+                code::OPERANDS,
+                format!(
+                    "comparator `less` is {}, not a bool",
+                    self.val_to_cue(&other)
+                ),
                 vec![pos],
                 false,
             )),
