@@ -1417,7 +1417,14 @@ impl Engine {
                 let Val::V(w) = val else {
                     return Err(bot(
                         code::OPERANDS,
-                        format!("cannot range over {}", self.val_to_cue(&val)),
+                        match &val {
+                            Val::Atom(a) => format!(
+                                "invalid operand {} (found {}, want list or struct)",
+                                a.to_cue(),
+                                kind_name(a.kind())
+                            ),
+                            _ => format!("cannot range over {}", self.val_to_cue(&val)),
+                        },
                         vec![src.pos],
                         false,
                     ));
@@ -2414,6 +2421,16 @@ impl Engine {
                     return Val::Bottom(b.clone());
                 }
                 match self.v(w).arcs.get(&label).copied() {
+                    Some(a) if self.v(a).optional && label.is_regular() => {
+                        // Pending, like CUE's: a later conjunct may declare it.
+                        self.record_ref(a);
+                        Val::Bottom(bot(
+                            code::UNDEFINED,
+                            format!("cannot reference optional field {}", self.label_name(label)),
+                            vec![pos],
+                            true,
+                        ))
+                    }
                     Some(a) => {
                         self.record_ref(a);
                         Val::V(a)
@@ -2445,12 +2462,14 @@ impl Engine {
                             let value = vx.value.clone();
                             let is_cons = matches!(value, Val::Cons(_));
                             let shown = self.val_to_cue(&value);
-                            Val::Bottom(bot(
-                                code::OPERANDS,
-                                format!("invalid selector {name} on {shown}"),
-                                vec![pos],
-                                is_cons,
-                            ))
+                            let msg = match &value {
+                                Val::Atom(a) => format!(
+                                    "invalid operand {shown} (found {}, want list or struct)",
+                                    kind_name(a.kind())
+                                ),
+                                _ => format!("invalid selector {name} on {shown}"),
+                            };
+                            Val::Bottom(bot(code::OPERANDS, msg, vec![pos], is_cons))
                         }
                     }
                 }
@@ -2677,11 +2696,16 @@ impl Engine {
                 Err(e) => return Val::Bottom(e),
             };
             let Val::Atom(Atom::Bool(lb)) = lv else {
+                let shown = self.val_to_cue(&lv);
+                let kind = match &lv {
+                    Val::Atom(a) => kind_name(a.kind()),
+                    Val::V(_) => "struct",
+                    _ => "_",
+                };
                 return Val::Bottom(bot(
                     code::OPERANDS,
                     format!(
-                        "invalid operand {} ('{}' requires bool)",
-                        self.val_to_cue(&lv),
+                        "cannot use {shown} (type {kind}) as type bool in {}",
                         op.as_str()
                     ),
                     vec![l.pos],
@@ -2700,7 +2724,7 @@ impl Engine {
                 other => Val::Bottom(bot(
                     code::OPERANDS,
                     format!(
-                        "invalid operand {} ('{}' requires bool)",
+                        "cannot use {} as type bool in {}",
                         self.val_to_cue(&other),
                         op.as_str()
                     ),
@@ -2760,6 +2784,18 @@ impl Engine {
 
     fn eval_call(&mut self, fv: Val, args: &[Rc<E>], env: &Env, pos: Pos) -> Val {
         match fv {
+            // CUE reports an unknown callee as a call of bottom.
+            Val::Bottom(b) if b.code == code::UNDEFINED && !b.incomplete => {
+                let mut err = (*bot(
+                    code::OPERANDS,
+                    "cannot call non-function (type _|_)",
+                    b.pos.clone(),
+                    false,
+                ))
+                .clone();
+                err.hint = Some(b.msg.clone());
+                Val::Bottom(Rc::new(err))
+            }
             Val::Bottom(b) => Val::Bottom(b),
             Val::Pre(p) => self.call_predeclared(p, args, env, pos),
             Val::Func(f, name) if f.special != Special::Plain && args.len() == f.min_args => {
