@@ -381,6 +381,9 @@ pub struct Vertex {
     pub validators: Vec<Validator>,
     /// A disjunct clone (its arm conjuncts come first).
     pub clone: bool,
+    /// The order in which the arcs were created, when `arcs` was reordered
+    /// for export: `for` clauses iterate in creation order, as CUE does.
+    pub creation_order: Option<Rc<Vec<Label>>>,
 }
 
 impl Vertex {
@@ -406,6 +409,7 @@ impl Vertex {
             closed: false,
             validators: Vec::new(),
             clone: false,
+            creation_order: None,
         }
     }
 }
@@ -475,7 +479,6 @@ pub struct Engine {
     depth: u32,
     stack: Vec<VId>,
     regex_cache: HashMap<String, Option<regex::Regex>>,
-    insert_at: Option<(VId, usize)>,
     expand_depth: u32,
 }
 
@@ -492,7 +495,6 @@ impl Engine {
             depth: 0,
             stack: Vec::new(),
             regex_cache: HashMap::new(),
-            insert_at: None,
             expand_depth: 0,
         }
     }
@@ -709,6 +711,7 @@ impl Engine {
         vm.incomplete = None;
         vm.closed = false;
         vm.validators.clear();
+        vm.creation_order = None;
     }
 
     fn record_ref(&mut self, target: VId) {
@@ -816,17 +819,7 @@ impl Engine {
             return *a;
         }
         let a = self.new_vertex(Some(v), Some(label));
-        match self.insert_at {
-            Some((iv, idx)) if iv == v => {
-                let vm = self.vm(v);
-                let idx = idx.min(vm.arcs.len());
-                vm.arcs.shift_insert(idx, label, a);
-                self.insert_at = Some((iv, idx + 1));
-            }
-            _ => {
-                self.vm(v).arcs.insert(label, a);
-            }
-        }
+        self.vm(v).arcs.insert(label, a);
         a
     }
 
@@ -1380,22 +1373,18 @@ impl Engine {
 
     fn run_comprehensions(&mut self, b: &mut Builder) {
         let mut i = 0;
-        let mut shift = 0usize;
         while i < b.comprs.len() {
-            let (c, at) = b.comprs[i].clone();
+            let (c, _) = b.comprs[i].clone();
             i += 1;
             let CK::Compr(compr) = &c.kind else { continue };
             let mut envs = Vec::new();
             match self.compr_envs(&compr.clauses, &c.env, &mut envs) {
                 Ok(()) => {
-                    let saved = self.insert_at.take();
-                    let before = self.v(b.v).arcs.len();
-                    self.insert_at = Some((b.v, at + shift));
+                    // The arcs it creates come after the literal's fields (the
+                    // export order is computed separately).
                     for env in envs {
                         self.add_expr(b, &compr.body, &env, c.ci);
                     }
-                    self.insert_at = saved;
-                    shift += self.v(b.v).arcs.len() - before;
                 }
                 Err(err) => {
                     // Errors of the values a comprehension reads are
@@ -1440,8 +1429,14 @@ impl Engine {
                         })
                         .collect()
                 } else {
-                    let arcs: Vec<(Label, VId)> =
-                        self.v(w).arcs.iter().map(|(l, a)| (*l, *a)).collect();
+                    let vw = self.v(w);
+                    let arcs: Vec<(Label, VId)> = match &vw.creation_order {
+                        Some(order) => order
+                            .iter()
+                            .filter_map(|l| vw.arcs.get(l).map(|a| (*l, *a)))
+                            .collect(),
+                        None => vw.arcs.iter().map(|(l, a)| (*l, *a)).collect(),
+                    };
                     let mut items = Vec::new();
                     for (l, a) in arcs {
                         if let Label::Regular(sym) = l {
@@ -1986,6 +1981,10 @@ impl Engine {
             }
         }
         let vm = self.vm(v);
+        if order.iter().zip(vm.arcs.keys()).all(|(a, b)| a == b) {
+            return;
+        }
+        vm.creation_order = Some(Rc::new(vm.arcs.keys().copied().collect()));
         let mut arcs = std::mem::take(&mut vm.arcs);
         let mut sorted = IndexMap::with_capacity(arcs.len());
         for l in order {
@@ -2014,6 +2013,7 @@ impl Engine {
         vm.incomplete = src.incomplete;
         vm.closed = src.closed;
         vm.validators = src.validators;
+        vm.creation_order = src.creation_order;
         vm.refs.extend(src.refs);
     }
 
