@@ -7,14 +7,15 @@
 //! `and`, `or`, `div`, `mod`, `quo`, `rem`) live in the evaluator core.
 //!
 //! Functions that need the evaluator itself (a comparator struct for
-//! `list.Sort`, a schema for `json.Validate`/`yaml.Validate`) are not here:
-//! their arguments are never concrete.
+//! `list.Sort`, a schema for `json.Validate`/`yaml.Validate`) are only
+//! declared here with a [`Special`] marker: the evaluator runs them.
 
-use crate::value::{BuiltinError, BuiltinFn, Func, Member, Package, Value};
+use crate::value::{BuiltinError, BuiltinFn, Func, Member, Package, Special, Value};
 
 mod crypto;
 mod encoding;
 mod json;
+mod legacy_hash;
 mod list;
 mod math;
 mod path;
@@ -42,6 +43,8 @@ static PACKAGES: &[&Package] = &[
     &encoding::HEX,
     &crypto::SHA256,
     &crypto::SHA512,
+    &legacy_hash::MD5,
+    &legacy_hash::SHA1,
     &time::PACKAGE,
 ];
 
@@ -65,7 +68,25 @@ const fn func(n: usize, f: BuiltinFn) -> Member {
         max_args: n,
         validator: false,
         f,
+        special: Special::Plain,
     })
+}
+
+/// A function the evaluator runs itself (see [`Special`]); `f` is the
+/// decoder for the validating ones.
+const fn special(n: usize, special: Special, f: BuiltinFn) -> Member {
+    Member::Func(Func {
+        min_args: n,
+        max_args: n,
+        validator: false,
+        f,
+        special,
+    })
+}
+
+/// The body of a special function that only the evaluator calls.
+fn evaluator_only(_args: &[Value]) -> R {
+    Err(invalid("this function needs the evaluator"))
 }
 
 /// A function member taking `min..=max` arguments.
@@ -75,6 +96,7 @@ const fn func_opt(min: usize, max: usize, f: BuiltinFn) -> Member {
         max_args: max,
         validator: false,
         f,
+        special: Special::Plain,
     })
 }
 
@@ -85,6 +107,7 @@ const fn validator(n: usize, f: BuiltinFn) -> Member {
         max_args: n,
         validator: true,
         f,
+        special: Special::Plain,
     })
 }
 

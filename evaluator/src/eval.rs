@@ -17,13 +17,13 @@ use crate::ir::{
     kind, ClauseC, Compr, DeclC, Ek, FieldLabel, Interner, Label, ListElemC, ListLit, PkgId, Pos,
     Predeclared, Ref, StructLit, E,
 };
-use crate::value::{Func, Member, Package, Value};
+use crate::value::{Func, Member, Package, Special, Value, ASCENDING, DESCENDING};
 
 /// A vertex number.
 pub type VId = u32;
 
 /// Most nested vertex evaluations before reporting an error.
-const MAX_DEPTH: u32 = 120;
+const MAX_DEPTH: u32 = 100;
 /// Most nested reference expansions into one vertex.
 const MAX_EXPAND_DEPTH: u32 = 100;
 /// Most combinations of disjunction arms evaluated for one vertex.
@@ -82,10 +82,11 @@ impl Atom {
     }
 }
 
-/// Formats a computed float like CUE does for simple cases.
+/// Formats a float like CUE does for simple cases: a float always shows it
+/// is one (`2.0`, never `2`, which would read back as an int).
 pub fn format_float(f: f64) -> String {
     if f.is_finite() && f == f.trunc() && f.abs() < 1e21 {
-        format!("{f:.0}")
+        format!("{f:.1}")
     } else {
         format!("{f}")
     }
@@ -380,6 +381,9 @@ pub struct Vertex {
     pub validators: Vec<Validator>,
     /// A disjunct clone (its arm conjuncts come first).
     pub clone: bool,
+    /// The order in which the arcs were created, when `arcs` was reordered
+    /// for export: `for` clauses iterate in creation order, as CUE does.
+    pub creation_order: Option<Rc<Vec<Label>>>,
 }
 
 impl Vertex {
@@ -405,6 +409,7 @@ impl Vertex {
             closed: false,
             validators: Vec::new(),
             clone: false,
+            creation_order: None,
         }
     }
 }
@@ -433,6 +438,10 @@ struct Builder {
     cycle: Option<Rc<Bottom>>,
     deferred: Vec<(Rc<E>, Env, CI)>,
     deferring: bool,
+    /// The static labels of each struct literal added, in the order the
+    /// literals were added (CUE's `Vertex.Structs`): the export field order
+    /// is a merge of these lists.
+    fronts: Vec<(Rc<StructLit>, Vec<Label>)>,
 }
 
 /// Closedness group data.
@@ -470,7 +479,6 @@ pub struct Engine {
     depth: u32,
     stack: Vec<VId>,
     regex_cache: HashMap<String, Option<regex::Regex>>,
-    insert_at: Option<(VId, usize)>,
     expand_depth: u32,
 }
 
@@ -487,7 +495,6 @@ impl Engine {
             depth: 0,
             stack: Vec::new(),
             regex_cache: HashMap::new(),
-            insert_at: None,
             expand_depth: 0,
         }
     }
@@ -626,7 +633,8 @@ impl Engine {
                 }
             }
         }
-        let mut b = Builder {
+        // Boxed: this frame is on every level of nested evaluation.
+        let mut b = Box::new(Builder {
             v,
             acc: Val::Top,
             acc_pos: Vec::new(),
@@ -646,7 +654,8 @@ impl Engine {
             deferred: Vec::new(),
             // Deferring local references did not reproduce CUE's field order better.
             deferring: false,
-        };
+            fronts: Vec::new(),
+        });
         for c in conjs {
             self.add_conj(&mut b, c);
         }
@@ -666,7 +675,7 @@ impl Engine {
         if b.disjs.is_empty() {
             self.finish(&mut b);
         } else {
-            self.resolve_disjunctions(b);
+            self.resolve_disjunctions(*b);
         }
         self.stack.pop();
         self.vm(v).state = State::Done;
@@ -702,6 +711,7 @@ impl Engine {
         vm.incomplete = None;
         vm.closed = false;
         vm.validators.clear();
+        vm.creation_order = None;
     }
 
     fn record_ref(&mut self, target: VId) {
@@ -809,17 +819,7 @@ impl Engine {
             return *a;
         }
         let a = self.new_vertex(Some(v), Some(label));
-        match self.insert_at {
-            Some((iv, idx)) if iv == v => {
-                let vm = self.vm(v);
-                let idx = idx.min(vm.arcs.len());
-                vm.arcs.shift_insert(idx, label, a);
-                self.insert_at = Some((iv, idx + 1));
-            }
-            _ => {
-                self.vm(v).arcs.insert(label, a);
-            }
-        }
+        self.vm(v).arcs.insert(label, a);
         a
     }
 
@@ -1208,6 +1208,7 @@ impl Engine {
             b.struct_pos.get_or_insert(lit.pos);
         }
         let fenv = push(env, Frame::Struct(b.v));
+        record_front(&mut b.fronts, lit);
         let gi = match b.groups.iter().position(|x| x.group == g) {
             Some(i) => i,
             None => {
@@ -1372,22 +1373,18 @@ impl Engine {
 
     fn run_comprehensions(&mut self, b: &mut Builder) {
         let mut i = 0;
-        let mut shift = 0usize;
         while i < b.comprs.len() {
-            let (c, at) = b.comprs[i].clone();
+            let (c, _) = b.comprs[i].clone();
             i += 1;
             let CK::Compr(compr) = &c.kind else { continue };
             let mut envs = Vec::new();
             match self.compr_envs(&compr.clauses, &c.env, &mut envs) {
                 Ok(()) => {
-                    let saved = self.insert_at.take();
-                    let before = self.v(b.v).arcs.len();
-                    self.insert_at = Some((b.v, at + shift));
+                    // The arcs it creates come after the literal's fields (the
+                    // export order is computed separately).
                     for env in envs {
                         self.add_expr(b, &compr.body, &env, c.ci);
                     }
-                    self.insert_at = saved;
-                    shift += self.v(b.v).arcs.len() - before;
                 }
                 Err(err) => {
                     // Errors of the values a comprehension reads are
@@ -1409,7 +1406,14 @@ impl Engine {
                 let Val::V(w) = val else {
                     return Err(bot(
                         code::OPERANDS,
-                        format!("cannot range over {}", self.val_to_cue(&val)),
+                        match &val {
+                            Val::Atom(a) => format!(
+                                "invalid operand {} (found {}, want list or struct)",
+                                a.to_cue(),
+                                kind_name(a.kind())
+                            ),
+                            _ => format!("cannot range over {}", self.val_to_cue(&val)),
+                        },
                         vec![src.pos],
                         false,
                     ));
@@ -1425,8 +1429,14 @@ impl Engine {
                         })
                         .collect()
                 } else {
-                    let arcs: Vec<(Label, VId)> =
-                        self.v(w).arcs.iter().map(|(l, a)| (*l, *a)).collect();
+                    let vw = self.v(w);
+                    let arcs: Vec<(Label, VId)> = match &vw.creation_order {
+                        Some(order) => order
+                            .iter()
+                            .filter_map(|l| vw.arcs.get(l).map(|a| (*l, *a)))
+                            .collect(),
+                        None => vw.arcs.iter().map(|(l, a)| (*l, *a)).collect(),
+                    };
                     let mut items = Vec::new();
                     for (l, a) in arcs {
                         if let Label::Regular(sym) = l {
@@ -1491,17 +1501,14 @@ impl Engine {
                             env,
                             Frame::Bind(vec![Binding::Val(Val::Atom(Atom::Str(name.clone())))]),
                         );
-                        self.vm(arc).conjs.insert(
-                            0,
-                            Conj {
-                                kind: CK::Expr(value.clone()),
-                                env: env2,
-                                ci: CI {
-                                    immediate: true,
-                                    ..*ci
-                                },
+                        self.vm(arc).conjs.push(Conj {
+                            kind: CK::Expr(value.clone()),
+                            env: env2,
+                            ci: CI {
+                                immediate: true,
+                                ..*ci
                             },
-                        );
+                        });
                     }
                 }
             }
@@ -1667,8 +1674,9 @@ impl Engine {
                 _ => {}
             }
         }
-        if b.has_struct && b.groups.len() > 1 {
-            self.order_arcs(v, &b.groups);
+        if b.has_struct {
+            let fronts = std::mem::take(&mut b.fronts);
+            self.order_arcs(v, &fronts);
         }
         let vm = self.vm(v);
         vm.value = value;
@@ -1678,74 +1686,6 @@ impl Engine {
         if b.incomplete.is_some() {
             vm.incomplete = b.incomplete.take();
         }
-    }
-
-    /// Orders the fields like `cue export`: a topological order of the
-    /// field sequences of the struct literals, ties broken by first
-    /// appearance.
-    fn order_arcs(&mut self, v: VId, groups: &[LitGroup]) {
-        use std::cmp::Reverse;
-        use std::collections::BinaryHeap;
-        let arcs = &self.v(v).arcs;
-        let n = arcs.len();
-        if n < 2 {
-            return;
-        }
-        let mut succ: Vec<Vec<usize>> = vec![Vec::new(); n];
-        let mut indeg = vec![0usize; n];
-        for g in groups {
-            let mut prev: Option<usize> = None;
-            let mut seen: Vec<usize> = Vec::new();
-            for l in &g.labels {
-                let Some(i) = arcs.get_index_of(l) else {
-                    continue;
-                };
-                if seen.contains(&i) {
-                    continue;
-                }
-                seen.push(i);
-                if let Some(p) = prev {
-                    if !succ[p].contains(&i) {
-                        succ[p].push(i);
-                        indeg[i] += 1;
-                    }
-                }
-                prev = Some(i);
-            }
-        }
-        let mut heap: BinaryHeap<Reverse<usize>> =
-            (0..n).filter(|i| indeg[*i] == 0).map(Reverse).collect();
-        let mut order = Vec::with_capacity(n);
-        let mut done = vec![false; n];
-        while let Some(Reverse(i)) = heap.pop() {
-            if done[i] {
-                continue;
-            }
-            done[i] = true;
-            order.push(i);
-            for &j in &succ[i] {
-                indeg[j] = indeg[j].saturating_sub(1);
-                if indeg[j] == 0 {
-                    heap.push(Reverse(j));
-                }
-            }
-        }
-        for (i, d) in done.iter().enumerate() {
-            if !d {
-                order.push(i);
-            }
-        }
-        if order.iter().enumerate().all(|(k, i)| k == *i) {
-            return;
-        }
-        let old: Vec<(Label, VId)> = arcs.iter().map(|(l, a)| (*l, *a)).collect();
-        let mut new_arcs = IndexMap::with_capacity(n);
-        for i in order {
-            if let Some((l, a)) = old.get(i) {
-                new_arcs.insert(*l, *a);
-            }
-        }
-        self.vm(v).arcs = new_arcs;
     }
 
     fn finish_list(&mut self, b: &mut Builder) {
@@ -1967,6 +1907,102 @@ impl Engine {
         self.vm(v).disj = Some(Rc::new(arms));
     }
 
+    /// Orders the arcs of `v` as CUE v0.4 exports them: a merge of the field
+    /// orders of the struct literals that made the vertex (`fronts`), then the
+    /// arcs no literal declares (dynamic labels, data) in creation order, as
+    /// one more list. The lists are merged round-robin: each pass takes from
+    /// every list in turn its head if that label is not waiting behind
+    /// another label in some other list; when no list can advance (the lists
+    /// disagree), the head of the first non-empty list is taken.
+    #[inline(never)]
+    fn order_arcs(&mut self, v: VId, fronts: &[(Rc<StructLit>, Vec<Label>)]) {
+        let n_arcs = self.v(v).arcs.len();
+        if n_arcs < 2 || fronts.is_empty() {
+            return;
+        }
+        let mut lists: Vec<Vec<Label>> = fronts.iter().map(|(_, l)| l.clone()).collect();
+        let declared: std::collections::HashSet<Label> = lists.iter().flatten().copied().collect();
+        let extra: Vec<Label> = self
+            .v(v)
+            .arcs
+            .keys()
+            .filter(|l| !declared.contains(l))
+            .copied()
+            .collect();
+        if !extra.is_empty() {
+            lists.push(extra);
+        }
+        // `waiting[l]`: in how many lists `l` appears behind another label.
+        let mut waiting: HashMap<Label, usize> = HashMap::new();
+        for list in &lists {
+            for l in list.iter().skip(1) {
+                *waiting.entry(*l).or_default() += 1;
+            }
+        }
+        let mut heads = vec![0usize; lists.len()];
+        let mut placed: std::collections::HashSet<Label> = std::collections::HashSet::new();
+        let mut order: Vec<Label> = Vec::new();
+        // Drops placed labels from the head of list `i`, updating `waiting`.
+        fn skip_placed(
+            list: &[Label],
+            head: &mut usize,
+            placed: &std::collections::HashSet<Label>,
+            waiting: &mut HashMap<Label, usize>,
+        ) {
+            while *head < list.len() && placed.contains(&list[*head]) {
+                *head += 1;
+                if let Some(next) = list.get(*head) {
+                    if let Some(w) = waiting.get_mut(next) {
+                        *w = w.saturating_sub(1);
+                    }
+                }
+            }
+        }
+        loop {
+            let mut progressed = false;
+            let mut any_left = false;
+            for i in 0..lists.len() {
+                skip_placed(&lists[i], &mut heads[i], &placed, &mut waiting);
+                let Some(&l) = lists[i].get(heads[i]) else {
+                    continue;
+                };
+                any_left = true;
+                if waiting.get(&l).copied().unwrap_or(0) == 0 {
+                    placed.insert(l);
+                    order.push(l);
+                    progressed = true;
+                    skip_placed(&lists[i], &mut heads[i], &placed, &mut waiting);
+                }
+            }
+            if !any_left {
+                break;
+            }
+            if !progressed {
+                // The lists disagree: take the first head.
+                if let Some(i) = (0..lists.len()).find(|&i| heads[i] < lists[i].len()) {
+                    let l = lists[i][heads[i]];
+                    placed.insert(l);
+                    order.push(l);
+                    skip_placed(&lists[i], &mut heads[i], &placed, &mut waiting);
+                }
+            }
+        }
+        let vm = self.vm(v);
+        if order.iter().zip(vm.arcs.keys()).all(|(a, b)| a == b) {
+            return;
+        }
+        vm.creation_order = Some(Rc::new(vm.arcs.keys().copied().collect()));
+        let mut arcs = std::mem::take(&mut vm.arcs);
+        let mut sorted = IndexMap::with_capacity(arcs.len());
+        for l in order {
+            if let Some(a) = arcs.shift_remove(&l) {
+                sorted.insert(l, a);
+            }
+        }
+        sorted.extend(arcs);
+        vm.arcs = sorted;
+    }
+
     fn adopt(&mut self, v: VId, c: VId) {
         let src = self.v(c).clone();
         let arcs: Vec<VId> = src.arcs.values().copied().collect();
@@ -1984,6 +2020,7 @@ impl Engine {
         vm.incomplete = src.incomplete;
         vm.closed = src.closed;
         vm.validators = src.validators;
+        vm.creation_order = src.creation_order;
         vm.refs.extend(src.refs);
     }
 
@@ -2391,6 +2428,16 @@ impl Engine {
                     return Val::Bottom(b.clone());
                 }
                 match self.v(w).arcs.get(&label).copied() {
+                    Some(a) if self.v(a).optional && label.is_regular() => {
+                        // Pending, like CUE's: a later conjunct may declare it.
+                        self.record_ref(a);
+                        Val::Bottom(bot(
+                            code::UNDEFINED,
+                            format!("cannot reference optional field {}", self.label_name(label)),
+                            vec![pos],
+                            true,
+                        ))
+                    }
                     Some(a) => {
                         self.record_ref(a);
                         Val::V(a)
@@ -2422,12 +2469,14 @@ impl Engine {
                             let value = vx.value.clone();
                             let is_cons = matches!(value, Val::Cons(_));
                             let shown = self.val_to_cue(&value);
-                            Val::Bottom(bot(
-                                code::OPERANDS,
-                                format!("invalid selector {name} on {shown}"),
-                                vec![pos],
-                                is_cons,
-                            ))
+                            let msg = match &value {
+                                Val::Atom(a) => format!(
+                                    "invalid operand {shown} (found {}, want list or struct)",
+                                    kind_name(a.kind())
+                                ),
+                                _ => format!("invalid selector {name} on {shown}"),
+                            };
+                            Val::Bottom(bot(code::OPERANDS, msg, vec![pos], is_cons))
                         }
                     }
                 }
@@ -2654,11 +2703,16 @@ impl Engine {
                 Err(e) => return Val::Bottom(e),
             };
             let Val::Atom(Atom::Bool(lb)) = lv else {
+                let shown = self.val_to_cue(&lv);
+                let kind = match &lv {
+                    Val::Atom(a) => kind_name(a.kind()),
+                    Val::V(_) => "struct",
+                    _ => "_",
+                };
                 return Val::Bottom(bot(
                     code::OPERANDS,
                     format!(
-                        "invalid operand {} ('{}' requires bool)",
-                        self.val_to_cue(&lv),
+                        "cannot use {shown} (type {kind}) as type bool in {}",
                         op.as_str()
                     ),
                     vec![l.pos],
@@ -2677,7 +2731,7 @@ impl Engine {
                 other => Val::Bottom(bot(
                     code::OPERANDS,
                     format!(
-                        "invalid operand {} ('{}' requires bool)",
+                        "cannot use {} as type bool in {}",
                         self.val_to_cue(&other),
                         op.as_str()
                     ),
@@ -2737,8 +2791,23 @@ impl Engine {
 
     fn eval_call(&mut self, fv: Val, args: &[Rc<E>], env: &Env, pos: Pos) -> Val {
         match fv {
+            // CUE reports an unknown callee as a call of bottom.
+            Val::Bottom(b) if b.code == code::UNDEFINED && !b.incomplete => {
+                let mut err = (*bot(
+                    code::OPERANDS,
+                    "cannot call non-function (type _|_)",
+                    b.pos.clone(),
+                    false,
+                ))
+                .clone();
+                err.hint = Some(b.msg.clone());
+                Val::Bottom(Rc::new(err))
+            }
             Val::Bottom(b) => Val::Bottom(b),
             Val::Pre(p) => self.call_predeclared(p, args, env, pos),
+            Val::Func(f, name) if f.special != Special::Plain && args.len() == f.min_args => {
+                self.call_special(f, &name, args, env, pos)
+            }
             Val::Func(f, name) => {
                 let nargs = args.len();
                 if f.validator
@@ -2819,6 +2888,207 @@ impl Engine {
             other => Val::Bottom(bot(
                 code::OPERANDS,
                 format!("cannot call non-function {}", self.val_to_cue(&other)),
+                vec![pos],
+                false,
+            )),
+        }
+    }
+
+    /// Runs a builtin whose second argument is CUE rather than data
+    /// (`list.Sort(xs, cmp)`, `yaml.Validate(text, schema)`).
+    fn call_special(
+        &mut self,
+        f: &'static Func,
+        name: &str,
+        args: &[Rc<E>],
+        env: &Env,
+        pos: Pos,
+    ) -> Val {
+        let wrap = |e: Rc<Bottom>| {
+            let mut b = (*e).clone();
+            if !b.incomplete {
+                b.msg = format!("error in call to {name}: {}", b.msg);
+            }
+            Val::Bottom(Rc::new(b))
+        };
+        let (Some(first), Some(second)) = (args.first(), args.get(1)) else {
+            return Val::Bottom(bot(
+                code::OPERANDS,
+                "not enough arguments",
+                vec![pos],
+                false,
+            ));
+        };
+        let data = match self
+            .eval_concrete(first, env)
+            .and_then(|v| self.manifest(v, first.pos))
+        {
+            Ok(v) => v,
+            Err(e) => return wrap(e),
+        };
+        let other = self.eval(second, env);
+        match f.special {
+            Special::Sort | Special::IsSorted => {
+                let Value::List(items) = data else {
+                    return Val::Bottom(bot(
+                        code::OPERANDS,
+                        format!(
+                            "cannot use {} (type {}) as list in argument 1 to {name}",
+                            value_to_cue(&data),
+                            data.kind_name()
+                        ),
+                        vec![first.pos],
+                        false,
+                    ));
+                };
+                if f.special == Special::IsSorted {
+                    for pair in items.windows(2) {
+                        match self.less(&other, &pair[1], &pair[0], pos) {
+                            Ok(true) => return Val::Atom(Atom::Bool(false)),
+                            Ok(false) => {}
+                            Err(e) => return wrap(e),
+                        }
+                    }
+                    return Val::Atom(Atom::Bool(true));
+                }
+                match self.merge_sort(&other, items, pos) {
+                    Ok(sorted) => value_to_val(self, &Value::List(sorted), pos),
+                    Err(e) => wrap(e),
+                }
+            }
+            Special::Validate | Special::ValidatePartial => {
+                let decoded = match (f.f)(&[data]) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        return Val::Bottom(bot(
+                            code::BUILTIN,
+                            format!("error in call to {name}: {e}"),
+                            vec![pos],
+                            false,
+                        ))
+                    }
+                };
+                let c = self.new_vertex(None, None);
+                let schema = match other {
+                    Val::V(w) => CK::Vertex(w),
+                    v => CK::Val(v, second.pos),
+                };
+                for kind in [schema, CK::Data(Rc::new(decoded), pos)] {
+                    self.vm(c).conjs.push(Conj {
+                        kind,
+                        env: None,
+                        ci: CI::default(),
+                    });
+                }
+                if let Some(e) = self.first_fatal(c, 0) {
+                    return wrap(e);
+                }
+                if f.special == Special::Validate {
+                    if let Err(e) = self.manifest(Val::V(c), pos) {
+                        return wrap(e);
+                    }
+                }
+                Val::Atom(Atom::Bool(true))
+            }
+            Special::Plain => Val::Bottom(bot(
+                code::BUILTIN,
+                format!("{name} is not special"),
+                vec![pos],
+                false,
+            )),
+        }
+    }
+
+    /// A stable merge sort of `items` by the comparator `cmp`.
+    fn merge_sort(&mut self, cmp: &Val, items: Vec<Value>, pos: Pos) -> R<Vec<Value>> {
+        if items.len() < 2 {
+            return Ok(items);
+        }
+        let mut left = items;
+        let right = left.split_off(left.len() / 2);
+        let left = self.merge_sort(cmp, left, pos)?;
+        let right = self.merge_sort(cmp, right, pos)?;
+        let mut out = Vec::with_capacity(left.len() + right.len());
+        let mut li = left.into_iter().peekable();
+        let mut ri = right.into_iter().peekable();
+        while let (Some(l), Some(r)) = (li.peek(), ri.peek()) {
+            // Take from the right only when it is strictly less (stable).
+            if self.less(cmp, r, l, pos)? {
+                out.extend(ri.next());
+            } else {
+                out.extend(li.next());
+            }
+        }
+        out.extend(li);
+        out.extend(ri);
+        Ok(out)
+    }
+
+    /// `cmp.less` with `x: a, y: b`. `list.Ascending` and `list.Descending`
+    /// compare numbers and strings natively.
+    fn less(&mut self, cmp: &Val, a: &Value, b: &Value, pos: Pos) -> R<bool> {
+        if let Val::Atom(Atom::Str(s)) = cmp {
+            let descending = &**s == DESCENDING;
+            if descending || &**s == ASCENDING {
+                let (x, y) = if descending { (b, a) } else { (a, b) };
+                return match (x, y) {
+                    (Value::String(x), Value::String(y)) => Ok(x < y),
+                    (Value::Bytes(x), Value::Bytes(y)) => Ok(x < y),
+                    _ => match (x.as_f64(), y.as_f64()) {
+                        (Some(x), Some(y)) => Ok(x < y),
+                        _ => Err(bot(
+                            code::OPERANDS,
+                            format!(
+                                "invalid operands {} and {} to '<'",
+                                value_to_cue(x),
+                                value_to_cue(y)
+                            ),
+                            vec![pos],
+                            false,
+                        )),
+                    },
+                };
+            }
+        }
+        let Val::V(w) = cmp else {
+            return Err(bot(
+                code::OPERANDS,
+                format!(
+                    "invalid comparator {}: want a struct with `x`, `y` and `less`",
+                    self.val_to_cue(cmp)
+                ),
+                vec![pos],
+                false,
+            ));
+        };
+        let c = self.new_vertex(None, None);
+        self.vm(c).conjs.push(Conj {
+            kind: CK::Vertex(*w),
+            env: None,
+            ci: CI::default(),
+        });
+        for (field, value) in [("x", a), ("y", b)] {
+            let label = Label::Regular(self.interner.intern(field));
+            let arc = self.arc(c, label);
+            let vm = self.vm(arc);
+            vm.optional = false;
+            vm.conjs.push(Conj {
+                kind: CK::Data(Rc::new(value.clone()), pos),
+                env: None,
+                ci: CI::default(),
+            });
+        }
+        self.eval_vertex(c);
+        let less_label = Label::Regular(self.interner.intern("less"));
+        let selected = self.select(Val::V(c), less_label, pos);
+        match self.concrete(selected, pos)? {
+            Val::Atom(Atom::Bool(b)) => Ok(b),
+            other => Err(bot(
+                code::OPERANDS,
+                format!(
+                    "comparator `less` is {}, not a bool",
+                    self.val_to_cue(&other)
+                ),
                 vec![pos],
                 false,
             )),
@@ -3147,6 +3417,29 @@ impl Engine {
 /// Embeddings processed in declaration order (struct literals and values
 /// from imported packages, which are already evaluated); others are
 /// processed after the literal's fields, as CUE does.
+/// Records the static labels of a struct literal added to a vertex (once
+/// per literal), for the export field order.
+#[inline(never)]
+fn record_front(fronts: &mut Vec<(Rc<StructLit>, Vec<Label>)>, lit: &Rc<StructLit>) {
+    if fronts.iter().any(|(l, _)| Rc::ptr_eq(l, lit)) {
+        return;
+    }
+    let labels: Vec<Label> = lit
+        .decls
+        .iter()
+        .filter_map(|d| match d {
+            DeclC::Field(f) => match &f.label {
+                FieldLabel::Static(l) => Some(*l),
+                FieldLabel::Dynamic(_) => None,
+            },
+            _ => None,
+        })
+        .collect();
+    if !labels.is_empty() {
+        fronts.push((lit.clone(), labels));
+    }
+}
+
 fn embed_inline(x: &E) -> bool {
     match &x.kind {
         Ek::Struct(_) => true,
@@ -3444,6 +3737,8 @@ fn bounded_type(name: &str) -> Val {
 fn float_scale(a: &Atom) -> Option<usize> {
     match a {
         Atom::Int(_) => Some(0),
+        // An exponent form (`1e3`) has no fixed decimal places to keep.
+        Atom::Float(_, Some(t)) if t.contains(['e', 'E']) => None,
         Atom::Float(_, Some(t)) => {
             let mantissa = t.split(['e', 'E']).next().unwrap_or("");
             Some(mantissa.split_once('.').map(|(_, f)| f.len()).unwrap_or(0))
@@ -3575,7 +3870,16 @@ fn binary_atoms(
         },
         BinaryOp::Div => match (a.num(), b.num()) {
             (Some(_), Some(0.0)) => err("division by zero".into()),
-            (Some(x), Some(y)) => Val::Atom(Float(x / y, None)),
+            (Some(x), Some(y)) => {
+                // CUE's decimal quotient is reduced: `6 / 3` prints `2`.
+                let q = x / y;
+                let text = if q.is_finite() && q == q.trunc() && q.abs() < 1e15 {
+                    Some(Rc::from(format!("{q:.0}").as_str()))
+                } else {
+                    None
+                };
+                Val::Atom(Float(q, text))
+            }
             _ => invalid(&a, &b),
         },
         _ => invalid(&a, &b),

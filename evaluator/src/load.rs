@@ -457,25 +457,28 @@ impl LoadState<'_> {
             root: None,
         });
         self.out.pkg_paths.push(import_path.clone());
+        // The package name: the qualifier, else the last path element (as
+        // in CUE, a directory whose files declare another package must be
+        // imported as `path:name`).
         let last = import_path.rsplit('/').next().unwrap_or("").to_string();
-        let want = qualifier.unwrap_or_else(|| {
-            // The package name: the last element, or the only package in the dir.
-            let mut names: Vec<String> = files
-                .iter()
-                .filter_map(|(_, t)| {
-                    let p = cuedag_parser::parse(t);
-                    p.file.package.map(|p| p.name.name)
-                })
-                .collect();
-            names.sort();
-            names.dedup();
-            if names.len() == 1 || !names.contains(&last) {
-                names.into_iter().next().unwrap_or(last.clone())
-            } else {
-                last.clone()
-            }
-        });
+        let want = qualifier.unwrap_or(last);
         self.compile_package(id, files, Some(&want), false);
+        let empty = self
+            .out
+            .pkgs
+            .get(id as usize)
+            .is_none_or(|p| p.files.is_empty());
+        if empty {
+            self.import_problem(
+                spec,
+                path,
+                file_id,
+                format!(
+                    "import failed: build constraints exclude all CUE files in {import_path}: \
+                     no file declares `package {want}`"
+                ),
+            );
+        }
         self.by_path.insert(key, Some(id));
         Ref::Import(id)
     }
@@ -515,10 +518,16 @@ impl LoadState<'_> {
     fn find_import_files(&self, import_path: &str) -> Option<Vec<(String, String)>> {
         if let Some(root) = &self.module_root {
             let cue_mod = join(root, "cue.mod");
+            // `cue.mod/pkg`, `gen` and `usr` hold parts of one package (CUE
+            // v0.4 unifies them: `usr` adds constraints to generated code).
+            let mut vendored = Vec::new();
             for sub in ["pkg", "gen", "usr"] {
                 if let Some(files) = self.read_cue_files(&join(&join(&cue_mod, sub), import_path)) {
-                    return Some(files);
+                    vendored.extend(files);
                 }
+            }
+            if !vendored.is_empty() {
+                return Some(vendored);
             }
             if !self.module_path.is_empty() {
                 let rest = if import_path == self.module_path {
@@ -535,7 +544,29 @@ impl LoadState<'_> {
                         join(root, rest)
                     };
                     if let Some(files) = self.read_cue_files(&dir) {
-                        return Some(files);
+                        // As in CUE v0.4, files of the same package in the
+                        // ancestor directories up to the module root belong
+                        // to it too (the package clause filters them later);
+                        // the outermost come first.
+                        let mut all = Vec::new();
+                        let mut ancestors = Vec::new();
+                        let mut cur = if rest.is_empty() {
+                            None
+                        } else {
+                            parent_dir(&dir)
+                        };
+                        while let Some(d) = cur {
+                            ancestors.push(d.clone());
+                            if &d == root {
+                                break;
+                            }
+                            cur = parent_dir(&d);
+                        }
+                        for d in ancestors.iter().rev() {
+                            all.extend(self.read_cue_files(d).unwrap_or_default());
+                        }
+                        all.extend(files);
+                        return Some(all);
                     }
                 }
             }

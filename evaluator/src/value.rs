@@ -175,9 +175,37 @@ pub struct Func {
     /// unified with a concrete value `v` the evaluator calls `f(v, args...)`
     /// and expects `Value::Bool(true)`.
     pub validator: bool,
-    /// The implementation.
+    /// The implementation (for [`Special::Validate`], the decoder of the
+    /// text; unused by the other special functions).
     pub f: BuiltinFn,
+    /// Functions whose arguments are not all concrete data, which the
+    /// evaluator runs itself.
+    pub special: Special,
 }
+
+/// Builtins the evaluator runs itself because an argument is CUE, not data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Special {
+    /// An ordinary function of concrete arguments.
+    Plain,
+    /// `list.Sort(list, cmp)` / `list.SortStable`: `cmp` is a struct with
+    /// `x`, `y` and `less` (`list.Ascending`, `list.Descending`).
+    Sort,
+    /// `list.IsSorted(list, cmp)`.
+    IsSorted,
+    /// `json.Validate(text, schema)` / `yaml.Validate`: `f` decodes the text,
+    /// the data is unified with the schema and must be concrete.
+    Validate,
+    /// `yaml.ValidatePartial(text, schema)`: like `Validate`, but the
+    /// result need not be concrete.
+    ValidatePartial,
+}
+
+/// The value of `list.Ascending` as the evaluator sees it (a comparator it
+/// implements natively).
+pub const ASCENDING: &str = "\u{0}list.Ascending";
+/// The value of `list.Descending`.
+pub const DESCENDING: &str = "\u{0}list.Descending";
 
 /// A member of a builtin package.
 #[derive(Debug, Clone, Copy)]

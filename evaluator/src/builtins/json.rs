@@ -1,7 +1,7 @@
 //! The `encoding/json` package.
 
-use super::{arg_bytes, arg_list, arg_str, format_float, func, invalid, R};
-use crate::value::{BuiltinError, Package, Value};
+use super::{arg_bytes, arg_list, arg_str, format_float, func, invalid, special, R};
+use crate::value::{BuiltinError, Package, Special, Value};
 
 /// `encoding/json`.
 pub(super) static PACKAGE: Package = Package {
@@ -13,6 +13,7 @@ pub(super) static PACKAGE: Package = Package {
         ("Marshal", func(1, marshal)),
         ("MarshalStream", func(1, marshal_stream)),
         ("Unmarshal", func(1, unmarshal)),
+        ("Validate", special(2, Special::Validate, unmarshal)),
         ("Valid", func(1, valid)),
     ],
 };

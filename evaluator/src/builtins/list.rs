@@ -1,17 +1,23 @@
 //! The `list` package.
 
-use super::{arg_int, arg_list, arg_num, arg_strings, func, invalid, string_list, validator, R};
-use crate::value::{BuiltinError, Package, Value};
+use super::{
+    arg_int, arg_list, arg_num, arg_strings, evaluator_only, func, invalid, special, string_list,
+    validator, R,
+};
+use crate::value::{BuiltinError, Member, Package, Special, Value, ASCENDING, DESCENDING};
 
 /// `list`.
 pub(super) static PACKAGE: Package = Package {
     path: "list",
     members: &[
+        ("Ascending", Member::Const(ascending)),
         ("Avg", func(1, avg)),
         ("Concat", func(1, concat)),
         ("Contains", func(2, contains)),
+        ("Descending", Member::Const(descending)),
         ("Drop", func(2, drop)),
         ("FlattenN", func(2, flatten_n)),
+        ("IsSorted", special(2, Special::IsSorted, evaluator_only)),
         ("IsSortedStrings", func(1, is_sorted_strings)),
         ("Max", func(1, max)),
         ("MaxItems", validator(2, max_items)),
@@ -21,12 +27,22 @@ pub(super) static PACKAGE: Package = Package {
         ("Range", func(3, range)),
         ("Repeat", func(2, repeat)),
         ("Slice", func(3, slice)),
+        ("Sort", special(2, Special::Sort, evaluator_only)),
+        ("SortStable", special(2, Special::Sort, evaluator_only)),
         ("SortStrings", func(1, sort_strings)),
         ("Sum", func(1, sum)),
         ("Take", func(2, take)),
         ("UniqueItems", validator(1, unique_items)),
     ],
 };
+
+fn ascending() -> Value {
+    Value::String(ASCENDING.to_string())
+}
+
+fn descending() -> Value {
+    Value::String(DESCENDING.to_string())
+}
 
 fn concat(args: &[Value]) -> R {
     let mut out = Vec::new();

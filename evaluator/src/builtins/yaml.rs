@@ -4,8 +4,8 @@
 //! 80 columns, strings quoted only when they would read back as another
 //! type or contain indicators).
 
-use super::{arg_bytes, arg_list, format_float, func, invalid, R};
-use crate::value::{Package, Value};
+use super::{arg_bytes, arg_list, format_float, func, invalid, special, R};
+use crate::value::{Package, Special, Value};
 
 /// `encoding/yaml`.
 pub(super) static PACKAGE: Package = Package {
@@ -14,6 +14,11 @@ pub(super) static PACKAGE: Package = Package {
         ("Marshal", func(1, marshal)),
         ("MarshalStream", func(1, marshal_stream)),
         ("Unmarshal", func(1, unmarshal)),
+        ("Validate", special(2, Special::Validate, unmarshal)),
+        (
+            "ValidatePartial",
+            special(2, Special::ValidatePartial, unmarshal),
+        ),
     ],
 };
 
