@@ -50,6 +50,10 @@ pub struct PullOptions {
     pub credentials: Option<Credentials>,
     /// Store versus registry.
     pub resolve_mode: ResolveMode,
+    /// Fetch only the manifest and config, not the layer blobs (the caller
+    /// fetches layers when it needs their files, with
+    /// [`RegistryClient::pull_blob`]).
+    pub metadata_only: bool,
 }
 
 /// A layer of a pulled or pushed image; its blob is in the store.
@@ -190,7 +194,10 @@ impl RegistryClient {
             ResolveMode::Default => reference.digest().is_some(),
         };
         if local_allowed {
-            if let Some(image) = self.pull_local(reference, &options.platform).await? {
+            if let Some(image) = self
+                .pull_local(reference, &options.platform, options.metadata_only)
+                .await?
+            {
                 return Ok(image);
             }
         }
@@ -223,7 +230,10 @@ impl RegistryClient {
             }
         }
         if options.resolve_mode == ResolveMode::Default {
-            if let Some(image) = self.pull_local(reference, &options.platform).await? {
+            if let Some(image) = self
+                .pull_local(reference, &options.platform, options.metadata_only)
+                .await?
+            {
                 tracing::warn!(%reference, "registry unreachable, using the resolution recorded in the store");
                 return Ok(image);
             }
@@ -240,6 +250,7 @@ impl RegistryClient {
         &self,
         reference: &Reference,
         platform: &Platform,
+        metadata_only: bool,
     ) -> Result<Option<PulledImage>> {
         let store = self.store.clone();
         let reference = reference.clone();
@@ -279,7 +290,7 @@ impl RegistryClient {
             };
             for layer in manifest.layers() {
                 let d = digest::from_oci(layer.digest())?;
-                if !store.verify_cached(&d)? {
+                if !metadata_only && !store.verify_cached(&d)? {
                     return Ok(None);
                 }
             }
@@ -350,7 +361,8 @@ impl RegistryClient {
         // Layers are fetched a few at a time; the first error cancels the rest.
         let limit = std::sync::Arc::new(tokio::sync::Semaphore::new(PARALLEL_DOWNLOADS));
         let mut downloads = tokio::task::JoinSet::new();
-        for layer in manifest.layers() {
+        let wanted = if options.metadata_only { 0 } else { usize::MAX };
+        for layer in manifest.layers().iter().take(wanted) {
             let blob = digest::from_oci(layer.digest())?;
             let (client, ctx, limit) = (self.clone(), ctx.clone(), limit.clone());
             downloads.spawn(async move {

@@ -4,37 +4,44 @@
 //! Export (at `finish`): every cached step this session ran or hit becomes
 //! a record keyed by its step key. The record's `outputs` carry the step
 //! record's outputs plus, for each `#FS` it names, the layer names of the
-//! snapshot and the blob of each layer. Layers are packed once with
-//! `cuedag-oci` into the store's blob store; `<store>/packed/<name>.json`
-//! remembers the blob, so a second export packs nothing. Layers that came
-//! from a pulled image are not exported (the `Pull` step fetches them
-//! again before any step that uses them).
+//! snapshot and the blob of each exported layer. Layers are packed once
+//! with `cuedag-oci` into the store's blob store; `<store>/packed/<name>.json`
+//! remembers the blob, so a second export packs nothing. A layer that is
+//! still lazy (imported, never extracted) is exported as the blob it came
+//! from, without fetching it unless the destination lacks it. Layers that
+//! came from a pulled image are not exported (`#Pull` registers them
+//! again). `mode=max` exports the layers of every step; `mode=min` those of
+//! the final results only (steps whose `#FS` outputs no other step of the
+//! session consumes, or that are written to the client): the other records
+//! keep their keys and outputs, as BuildKit keeps the chain of keys, so an
+//! import still skips them, and their layers are rebuilt if ever needed.
 //!
 //! Import (at `prepare`): each `--cache-from` is opened (a local directory
-//! lazily through [`cuedag_cache::LocalCache::import`], a registry by
-//! reading its manifest and config); on a local step-cache miss the key is
-//! looked up, only the missing layers of the hit are fetched (verified) and
-//! extracted into `<store>/layers/`, the snapshots and the local step record
-//! are written, and the step does not run. A missing or corrupt blob is a
-//! miss (warning, the step runs).
+//! through [`cuedag_cache::LocalCache::import`], a registry by reading its
+//! manifest and config); on a local step-cache miss the key is looked up
+//! and a hit registers its snapshots and its layers as lazy (`lazy.rs`):
+//! nothing is fetched until a task needs the files. A blob that is missing
+//! or corrupt then is a miss (warning, the step runs again).
 //!
-//! `mode=min` is treated like `mode=max` for now (every step of the session
-//! is exported). `type=gha` is not handled yet: an error (a warning with
+//! `type=gha` is not handled yet: an error (a warning with
 //! `ignore-error=true`), as are export failures.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError};
 
 use cuedag_cache::{
     BlobSource, CacheBackend, CacheExport, CacheIndex, CacheSpec, Digest, ExportLayer,
-    ExportRecord, ImportSelector, LayerDescriptor, LocalCache, LocalImport, StepResult,
+    ExportRecord, ImportSelector, LayerDescriptor, LocalCache, LocalImport, Mode, StepHit,
+    StepResult,
 };
-use cuedag_evaluator::plan::TaskValue;
+use cuedag_evaluator::plan::{FsRef, TaskValue};
 use serde::{Deserialize, Serialize};
 
+use super::lazy::{BlobInfo, LazySource};
 use super::store::{write_atomic, Snapshot, Store};
 use super::{failed, LocalBackend};
+use crate::backend::TaskRequest;
 use crate::remote_cache::RemoteCache;
 use crate::BackendError;
 
@@ -45,23 +52,45 @@ pub(crate) struct CacheSession {
     exports: Vec<CacheSpec>,
     /// The tag of a `type=local` export that gives none (from the action).
     export_tag: String,
-    /// Step key → (task type, outputs) of every cached step run or hit.
-    steps: BTreeMap<String, (String, TaskValue)>,
+    /// Step key → every cached step run or hit.
+    steps: BTreeMap<String, NotedStep>,
+    /// `#FS` ids written to the client (final results).
+    written: BTreeSet<String>,
     /// Layers of pulled images (never exported).
     external: BTreeSet<String>,
+}
+
+/// A cached step of the session.
+#[derive(Debug, Clone)]
+struct NotedStep {
+    task_type: String,
+    /// The `#FS` ids of its inputs.
+    inputs: BTreeSet<String>,
+    outputs: TaskValue,
+}
+
+fn fs_ids(value: &TaskValue) -> BTreeSet<String> {
+    value
+        .fs_refs()
+        .into_iter()
+        .filter_map(|fs| match fs {
+            FsRef::Id(id) => Some(id.clone()),
+            FsRef::Scratch => None,
+        })
+        .collect()
 }
 
 /// An imported cache.
 #[derive(Clone)]
 enum Source {
-    Local(LocalImport),
+    Local(LocalImport, PathBuf),
     Registry(Arc<RemoteCache>, Arc<CacheIndex>),
 }
 
 impl std::fmt::Debug for Source {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Source::Local(import) => import.fmt(f),
+            Source::Local(import, _) => import.fmt(f),
             Source::Registry(remote, _) => f
                 .debug_tuple("Registry")
                 .field(&remote.reference())
@@ -73,7 +102,7 @@ impl std::fmt::Debug for Source {
 impl Source {
     fn index(&self) -> &CacheIndex {
         match self {
-            Source::Local(import) => import.index(),
+            Source::Local(import, _) => import.index(),
             Source::Registry(_, index) => index,
         }
     }
@@ -138,7 +167,9 @@ impl CacheSession {
                     let import =
                         super::blocking(move || Ok(LocalCache::new(&dir).import(&selector)))
                             .await?;
-                    session.imports.push(Source::Local(import));
+                    session
+                        .imports
+                        .push(Source::Local(import, local.path.clone()));
                 }
                 CacheBackend::Registry(_) => {
                     let remote = cuedag_oci::BlobStore::open(store.root())
@@ -190,12 +221,27 @@ impl LocalBackend {
     }
 
     /// Remembers a cached step of this session (for export).
-    pub(crate) fn note_step(&self, key: &str, task_type: &str, outputs: &TaskValue) {
+    pub(crate) fn note_step(&self, key: &str, task: &TaskRequest, outputs: &TaskValue) {
         self.with_cache_session(|session| {
             if session.active() {
-                session
-                    .steps
-                    .insert(key.to_owned(), (task_type.to_owned(), outputs.clone()));
+                session.steps.insert(
+                    key.to_owned(),
+                    NotedStep {
+                        task_type: task.task_type.clone(),
+                        inputs: fs_ids(&task.inputs),
+                        outputs: outputs.clone(),
+                    },
+                );
+            }
+        });
+    }
+
+    /// Remembers the `#FS` written by a client filesystem write (a final
+    /// result for `mode=min`).
+    pub(crate) fn note_written(&self, inputs: &TaskValue) {
+        self.with_cache_session(|session| {
+            if session.active() {
+                session.written.extend(fs_ids(inputs));
             }
         });
     }
@@ -215,38 +261,118 @@ impl LocalBackend {
         self.with_cache_session(|session| session.external.extend(layers));
     }
 
-    /// Looks `key` up in the imported caches; on a hit, materialises the
-    /// step's layers, snapshots and local record at `record_path`.
-    pub(crate) async fn import_step(&self, key: &str, record_path: &Path) -> Option<TaskValue> {
+    /// The session's registry import at `reference`, if any.
+    pub(crate) fn session_remote(&self, reference: &str) -> Option<Arc<RemoteCache>> {
+        self.with_cache_session(|session| {
+            session.imports.iter().find_map(|source| match source {
+                Source::Registry(remote, _) if remote.reference() == reference => {
+                    Some(remote.clone())
+                }
+                _ => None,
+            })
+        })
+    }
+
+    /// Looks the step up in the imported caches; on a hit, registers the
+    /// step's snapshots and its layers as lazy (nothing is fetched) and
+    /// writes the local record at `record_path`.
+    pub(crate) async fn import_step(
+        &self,
+        task: &TaskRequest,
+        key: &str,
+        record_path: &Path,
+    ) -> Option<TaskValue> {
         let imports = self.with_cache_session(|session| session.imports.clone());
         if imports.is_empty() {
             return None;
         }
         let digest = step_digest(key)?;
-        let mut found = None;
         for source in &imports {
-            if let Some(payload) = materialise(&self.store, source, &digest).await {
-                found = Some(payload);
-                break;
+            let Some(hit) = source.index().lookup(&digest) else {
+                continue;
+            };
+            let Some(outputs) = self.register_import(task, source, hit) else {
+                continue;
+            };
+            if self
+                .save_record(record_path, &task.task_type, "", &outputs)
+                .is_err()
+            {
+                return None;
+            }
+            if let Some(outputs) = self.load_record(record_path) {
+                return Some(outputs);
             }
         }
-        let payload = found?;
+        None
+    }
+
+    /// Registers the snapshots and lazy layers of a hit; its outputs.
+    fn register_import(
+        &self,
+        task: &TaskRequest,
+        source: &Source,
+        hit: &StepHit,
+    ) -> Option<TaskValue> {
+        let payload: Payload = serde_json::from_value(hit.outputs.clone()?).ok()?;
+        let mut snapshots = Vec::new();
+        for (id, layers) in &payload.snapshots {
+            let snapshot = Snapshot {
+                layers: layers.clone(),
+            };
+            if snapshot.key() != *id {
+                tracing::warn!(fs = %id, "cache record names an inconsistent snapshot; treated as a miss");
+                return None;
+            }
+            snapshots.push(snapshot);
+        }
+        let mut blobs = HashMap::new();
+        for (name, blob) in &payload.blobs {
+            let Some(descriptor) = hit
+                .layers
+                .iter()
+                .find(|layer| layer.digest.as_str() == blob)
+            else {
+                continue;
+            };
+            let info = BlobInfo {
+                digest: blob.clone(),
+                size: descriptor.size,
+                media_type: descriptor.media_type.clone(),
+                diff_id: descriptor.diff_id.as_ref().map(ToString::to_string),
+            };
+            let lazy = match source {
+                Source::Local(_, dir) => LazySource::LocalCache {
+                    dir: dir.clone(),
+                    blob: info,
+                },
+                Source::Registry(remote, _) => LazySource::RegistryCache {
+                    reference: remote.reference().to_owned(),
+                    blob: info,
+                },
+            };
+            blobs.insert(name.clone(), lazy);
+        }
         let outputs = super::from_json(&payload.outputs);
-        if self
-            .save_record(record_path, &payload.task_type, "", &outputs)
-            .is_err()
+        if let Err(error) =
+            self.register_hit(&task.task_type, &task.inputs, &outputs, &snapshots, &blobs)
         {
+            tracing::warn!("cannot register an imported step ({error}); treated as a miss");
             return None;
         }
-        self.load_record(record_path)
+        for snapshot in &snapshots {
+            self.store.save_snapshot(snapshot).ok()?;
+        }
+        Some(outputs)
     }
 
     /// Exports this session's steps to every `--cache-to`.
     pub(crate) async fn export_caches(&self) -> Result<(), BackendError> {
-        let (exports, steps, external, export_tag) = self.with_cache_session(|session| {
+        let (exports, steps, written, external, export_tag) = self.with_cache_session(|session| {
             (
                 std::mem::take(&mut session.exports),
                 std::mem::take(&mut session.steps),
+                std::mem::take(&mut session.written),
                 std::mem::take(&mut session.external),
                 session.export_tag.clone(),
             )
@@ -254,66 +380,86 @@ impl LocalBackend {
         if exports.is_empty() {
             return Ok(());
         }
+        // Final results: outputs no other step consumed, or written out.
+        let consumed: BTreeSet<&String> = steps.values().flat_map(|step| &step.inputs).collect();
         let mut payloads = Vec::new();
-        for (key, (task_type, outputs)) in steps {
+        for (key, step) in &steps {
+            let ids = fs_ids(&step.outputs);
+            let is_final = ids
+                .iter()
+                .any(|id| written.contains(id) || !consumed.contains(id));
             let mut snapshots = BTreeMap::new();
-            for fs in outputs.fs_refs() {
-                if let cuedag_evaluator::plan::FsRef::Id(id) = fs {
+            for fs in step.outputs.fs_refs() {
+                if let FsRef::Id(id) = fs {
                     snapshots.insert(id.clone(), self.snapshot(fs)?.layers);
                 }
             }
-            let outputs = serde_json::to_value(&outputs)
+            let outputs = serde_json::to_value(&step.outputs)
                 .map_err(|error| failed(format!("serialising step outputs: {error}")))?;
-            payloads.push((key, task_type, outputs, snapshots));
+            payloads.push(StepPayload {
+                key: key.clone(),
+                task_type: step.task_type.clone(),
+                outputs,
+                snapshots,
+                is_final,
+            });
         }
-        let store = self.store.clone();
-        let started = std::time::Instant::now();
-        let export = super::blocking(move || build_export(&store, payloads, &external)).await?;
-        tracing::info!(
-            layers = export.layers.len(),
-            records = export.records.len(),
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "cache export prepared"
-        );
-        let export = std::sync::Arc::new(export);
-        let with_mounts = self.cache_mounts_export(&export).await?;
+        let payloads = Arc::new(payloads);
+        let external = Arc::new(external);
+        let mut built: HashMap<bool, Arc<PreparedExport>> = HashMap::new();
+        let mut with_mounts: HashMap<bool, Arc<PreparedExport>> = HashMap::new();
         for spec in exports {
-            let export = match (&with_mounts, spec.cache_mounts) {
-                (Some(with_mounts), true) => with_mounts.clone(),
-                _ => export.clone(),
-            };
-            let started = std::time::Instant::now();
-            let result = match &spec.backend {
-                CacheBackend::Local(local) => {
-                    let tag = local.tag.clone().unwrap_or_else(|| export_tag.clone());
-                    let dir = local.path.clone();
-                    let format = local.format;
-                    let export = export.clone();
-                    super::blocking(move || {
-                        LocalCache::new(&dir)
-                            .export(&export, &tag, format)
-                            .map_err(|error| failed(error.to_string()))
-                    })
-                    .await
-                }
-                CacheBackend::Registry(_) => {
-                    match cuedag_oci::BlobStore::open(self.store.root())
-                        .map_err(|error| failed(error.to_string()))
-                        .and_then(|blobs| RemoteCache::from_spec_env(&spec, blobs))
-                    {
-                        Ok(remote) => remote
-                            .export(&export)
-                            .await
-                            .map_err(|error| failed(error.to_string())),
-                        Err(error) => Err(error),
-                    }
-                }
+            let mode = match &spec.backend {
+                CacheBackend::Local(local) => local.mode,
+                CacheBackend::Registry(registry) => registry.mode,
                 CacheBackend::Gha(_) => continue,
             };
+            let max = mode == Mode::Max;
+            let prepared = match built.get(&max) {
+                Some(prepared) => prepared.clone(),
+                None => {
+                    let store = self.store.clone();
+                    let (payloads, external) = (payloads.clone(), external.clone());
+                    let started = std::time::Instant::now();
+                    let prepared =
+                        super::blocking(move || build_export(&store, &payloads, &external, max))
+                            .await?;
+                    tracing::info!(
+                        layers = prepared.export.layers.len(),
+                        records = prepared.export.records.len(),
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "cache export prepared"
+                    );
+                    let prepared = Arc::new(prepared);
+                    built.insert(max, prepared.clone());
+                    prepared
+                }
+            };
+            let prepared = if spec.cache_mounts {
+                match with_mounts.get(&max) {
+                    Some(prepared) => prepared.clone(),
+                    None => {
+                        let prepared = match self.cache_mounts_export(&prepared.export).await? {
+                            Some(export) => Arc::new(PreparedExport {
+                                export,
+                                remote_only: prepared.remote_only.clone(),
+                            }),
+                            None => prepared,
+                        };
+                        with_mounts.insert(max, prepared.clone());
+                        prepared
+                    }
+                }
+            } else {
+                prepared
+            };
+            let started = std::time::Instant::now();
+            let result = self.export_one(&spec, &prepared, &export_tag).await;
             match result {
                 Ok(report) => tracing::info!(
                     blobs_written = report.blobs_written,
                     blobs_present = report.blobs_present,
+                    bytes_written = report.bytes_written,
                     elapsed_ms = started.elapsed().as_millis() as u64,
                     "cache exported"
                 ),
@@ -322,63 +468,163 @@ impl LocalBackend {
         }
         Ok(())
     }
+
+    /// Writes one prepared export to `spec`'s destination.
+    async fn export_one(
+        &self,
+        spec: &CacheSpec,
+        prepared: &PreparedExport,
+        export_tag: &str,
+    ) -> Result<cuedag_cache::ExportReport, BackendError> {
+        match &spec.backend {
+            CacheBackend::Local(local) => {
+                self.fetch_remote_only(prepared, None).await?;
+                let tag = local.tag.clone().unwrap_or_else(|| export_tag.to_owned());
+                let dir = local.path.clone();
+                let format = local.format;
+                let export = prepared.export.clone();
+                super::blocking(move || {
+                    LocalCache::new(&dir)
+                        .export(&export, &tag, format)
+                        .map_err(|error| failed(error.to_string()))
+                })
+                .await
+            }
+            CacheBackend::Registry(_) => {
+                let remote = cuedag_oci::BlobStore::open(self.store.root())
+                    .map_err(|error| failed(error.to_string()))
+                    .and_then(|blobs| RemoteCache::from_spec_env(spec, blobs))?;
+                self.fetch_remote_only(prepared, Some(remote.remote().repository()))
+                    .await?;
+                remote
+                    .export(&prepared.export)
+                    .await
+                    .map_err(|error| failed(error.to_string()))
+            }
+            CacheBackend::Gha(_) => Err(failed("`type=gha` is not supported yet")),
+        }
+    }
+
+    /// Fetches into the blob store the lazy layers that are only in a
+    /// registry cache other than `destination` (the repository exported
+    /// to; such a registry already holds them).
+    async fn fetch_remote_only(
+        &self,
+        prepared: &PreparedExport,
+        destination: Option<&str>,
+    ) -> Result<(), BackendError> {
+        let blob_store = cuedag_oci::BlobStore::open(self.store.root())
+            .map_err(|error| failed(error.to_string()))?;
+        for (reference, descriptor) in &prepared.remote_only {
+            let in_store = cuedag_oci::Digest::parse(descriptor.digest.as_str())
+                .map(|digest| blob_store.contains(&digest))
+                .unwrap_or(false);
+            if in_store {
+                continue;
+            }
+            let remote = self
+                .remote_cache(reference)
+                .ok_or_else(|| failed(format!("cannot open the registry cache `{reference}`")))?;
+            if destination == Some(remote.remote().repository()) {
+                continue;
+            }
+            let bytes = remote.fetch_layer(descriptor).await.ok_or_else(|| {
+                failed(format!(
+                    "layer blob {} cannot be fetched from `{reference}`",
+                    descriptor.digest
+                ))
+            })?;
+            blob_store
+                .put_bytes(&bytes)
+                .map_err(|error| failed(error.to_string()))?;
+        }
+        Ok(())
+    }
 }
 
-type StepPayload = (
-    String,
-    String,
-    serde_json::Value,
-    BTreeMap<String, Vec<String>>,
-);
+/// A step to export.
+struct StepPayload {
+    key: String,
+    task_type: String,
+    outputs: serde_json::Value,
+    snapshots: BTreeMap<String, Vec<String>>,
+    /// Whether its outputs are final results (exported by `mode=min`).
+    is_final: bool,
+}
+
+/// An export ready to write, plus the lazy layers whose blobs are only in
+/// a registry cache (`ref`, descriptor).
+struct PreparedExport {
+    export: Arc<CacheExport>,
+    remote_only: Vec<(String, LayerDescriptor)>,
+}
 
 fn build_export(
     store: &Store,
-    payloads: Vec<StepPayload>,
+    payloads: &[StepPayload],
     external: &BTreeSet<String>,
-) -> Result<CacheExport, BackendError> {
+    max: bool,
+) -> Result<PreparedExport, BackendError> {
     let blob_store = cuedag_oci::BlobStore::open(store.root())
         .map_err(|error| failed(format!("opening the blob store: {error}")))?;
-    let mut layers: BTreeMap<String, (Packed, ExportLayer)> = BTreeMap::new();
+    // The layers to export: of every step (max) or of the final ones (min).
+    let mut wanted: BTreeSet<&String> = BTreeSet::new();
+    for payload in payloads.iter().filter(|payload| max || payload.is_final) {
+        wanted.extend(payload.snapshots.values().flatten());
+    }
+    let mut layers: BTreeMap<String, Option<(Packed, ExportLayer)>> = BTreeMap::new();
+    let mut remote_only = Vec::new();
+    for name in wanted {
+        if external.contains(name) {
+            continue;
+        }
+        let found = layer_blob(store, &blob_store, name)?;
+        let entry = match found {
+            Some(found) => {
+                let digest = Digest::parse(&found.packed.digest)
+                    .map_err(|error| failed(format!("packed layer digest: {error}")))?;
+                let descriptor = LayerDescriptor {
+                    media_type: found.packed.media_type.clone(),
+                    digest,
+                    size: found.packed.size,
+                    diff_id: Digest::parse(&found.packed.diff_id).ok(),
+                    created_at: None,
+                };
+                if let Some(reference) = found.remote {
+                    remote_only.push((reference, descriptor.clone()));
+                }
+                let layer = ExportLayer {
+                    descriptor,
+                    source: BlobSource::File(found.path),
+                };
+                Some((found.packed, layer))
+            }
+            None => {
+                tracing::debug!(layer = %name, "layer neither extracted nor fetchable; not exported");
+                None
+            }
+        };
+        layers.insert(name.clone(), entry);
+    }
     let mut records = Vec::new();
-    for (key, task_type, outputs, snapshots) in payloads {
-        let Some(key) = step_digest(&key) else {
+    for payload in payloads {
+        let Some(key) = step_digest(&payload.key) else {
             continue;
         };
         let mut blobs = BTreeMap::new();
         let mut chain = Vec::new();
-        for name in snapshots.values().flatten() {
-            if external.contains(name) {
-                continue;
-            }
-            if !layers.contains_key(name) {
-                let packed = pack(store, &blob_store, name)?;
-                let digest = Digest::parse(&packed.digest)
-                    .map_err(|error| failed(format!("packed layer digest: {error}")))?;
-                let oci_digest = cuedag_oci::Digest::parse(&packed.digest)
-                    .map_err(|error| failed(format!("packed layer digest: {error}")))?;
-                let layer = ExportLayer {
-                    descriptor: LayerDescriptor {
-                        media_type: packed.media_type.clone(),
-                        digest,
-                        size: packed.size,
-                        diff_id: Digest::parse(&packed.diff_id).ok(),
-                        created_at: None,
-                    },
-                    source: BlobSource::File(blob_store.blob_path(&oci_digest)),
-                };
-                layers.insert(name.clone(), (packed, layer));
-            }
-            if let Some((packed, layer)) = layers.get(name) {
+        for name in payload.snapshots.values().flatten() {
+            if let Some(Some((packed, layer))) = layers.get(name) {
                 blobs.insert(name.clone(), packed.digest.clone());
                 if !chain.contains(&layer.descriptor.digest) {
                     chain.push(layer.descriptor.digest.clone());
                 }
             }
         }
-        let payload = Payload {
-            task_type,
-            outputs,
-            snapshots,
+        let record = Payload {
+            task_type: payload.task_type.clone(),
+            outputs: payload.outputs.clone(),
+            snapshots: payload.snapshots.clone(),
             blobs,
         };
         records.push(ExportRecord {
@@ -388,36 +634,123 @@ fn build_export(
                 chain,
                 created_at: None,
             }),
-            outputs: serde_json::to_value(&payload).ok(),
+            outputs: serde_json::to_value(&record).ok(),
         });
     }
-    Ok(CacheExport {
-        layers: layers.into_values().map(|(_, layer)| layer).collect(),
-        records,
-        mounts: Vec::new(),
+    Ok(PreparedExport {
+        export: Arc::new(CacheExport {
+            layers: layers
+                .into_values()
+                .flatten()
+                .map(|(_, layer)| layer)
+                .collect(),
+            records,
+            mounts: Vec::new(),
+        }),
+        remote_only,
     })
 }
 
-/// Packs layer `name` into the blob store, once.
-fn pack(
+/// Where an exported layer's blob is.
+struct FoundBlob {
+    packed: Packed,
+    path: PathBuf,
+    /// The registry cache `ref` holding the blob when `path` (in the blob
+    /// store) does not exist yet.
+    remote: Option<String>,
+}
+
+/// The blob of layer `name`: the one packed earlier, else the blob a lazy
+/// layer came from (so that re-exporting an import writes the same blobs),
+/// else a fresh pack of the extracted layer. `None` if the layer is neither
+/// extracted nor has a blob.
+fn layer_blob(
     store: &Store,
     blob_store: &cuedag_oci::BlobStore,
     name: &str,
-) -> Result<Packed, BackendError> {
+) -> Result<Option<FoundBlob>, BackendError> {
+    let in_store = |digest: &str| {
+        cuedag_oci::Digest::parse(digest)
+            .ok()
+            .filter(|digest| blob_store.contains(digest))
+            .map(|digest| blob_store.blob_path(&digest))
+    };
     let memo = store.root().join("packed").join(format!("{name}.json"));
     if let Some(packed) = std::fs::read(&memo)
         .ok()
         .and_then(|bytes| serde_json::from_slice::<Packed>(&bytes).ok())
     {
-        let present = cuedag_oci::Digest::parse(&packed.digest)
-            .map(|digest| blob_store.contains(&digest))
-            .unwrap_or(false);
-        if present {
-            return Ok(packed);
+        if let Some(path) = in_store(&packed.digest) {
+            return Ok(Some(FoundBlob {
+                packed,
+                path,
+                remote: None,
+            }));
         }
+    }
+    let mut in_registry = None;
+    for source in store
+        .load_lazy(name)
+        .map(|lazy| lazy.sources)
+        .unwrap_or_default()
+    {
+        let packed = |blob: &BlobInfo| Packed {
+            digest: blob.digest.clone(),
+            diff_id: blob.diff_id.clone().unwrap_or_default(),
+            size: blob.size,
+            media_type: blob.media_type.clone(),
+        };
+        match &source {
+            LazySource::LocalCache { dir, blob } => {
+                if let Some(path) = in_store(&blob.digest) {
+                    return Ok(Some(FoundBlob {
+                        packed: packed(blob),
+                        path,
+                        remote: None,
+                    }));
+                }
+                let Ok(digest) = Digest::parse(&blob.digest) else {
+                    continue;
+                };
+                let path = LocalCache::new(dir).blob_path(&digest);
+                if std::fs::metadata(&path).is_ok_and(|meta| meta.len() == blob.size) {
+                    return Ok(Some(FoundBlob {
+                        packed: packed(blob),
+                        path,
+                        remote: None,
+                    }));
+                }
+            }
+            LazySource::RegistryCache { reference, blob } => {
+                if let Some(path) = in_store(&blob.digest) {
+                    return Ok(Some(FoundBlob {
+                        packed: packed(blob),
+                        path,
+                        remote: None,
+                    }));
+                }
+                if in_registry.is_none() {
+                    if let Ok(digest) = cuedag_oci::Digest::parse(&blob.digest) {
+                        in_registry = Some(FoundBlob {
+                            packed: packed(blob),
+                            path: blob_store.blob_path(&digest),
+                            remote: Some(reference.clone()),
+                        });
+                    }
+                }
+            }
+            LazySource::Image { .. } => {}
+        }
+    }
+    if let Some(found) = in_registry {
+        return Ok(Some(found));
+    }
+    if !store.layer_path(name).is_dir() {
+        return Ok(None);
     }
     let packed = cuedag_oci::layer::pack_to_store(blob_store, &store.layer_path(name), true)
         .map_err(|error| failed(format!("packing layer `{name}`: {error}")))?;
+    let path = blob_store.blob_path(&packed.digest);
     let packed = Packed {
         digest: packed.digest.to_string(),
         diff_id: packed.diff_id.to_string(),
@@ -429,72 +762,9 @@ fn pack(
             .map_err(|error| BackendError::io(format!("creating `{}`", parent.display()), error))?;
     }
     write_atomic(&memo, &serde_json::to_vec(&packed).unwrap_or_default())?;
-    Ok(packed)
-}
-
-/// Extracts the layers of the step `key` from `source` into the store and
-/// writes its snapshots; `None` on a miss.
-async fn materialise(store: &Store, source: &Source, key: &Digest) -> Option<Payload> {
-    let hit = source.index().lookup(key)?.clone();
-    let payload: Payload = serde_json::from_value(hit.outputs.clone()?).ok()?;
-    for (id, layers) in &payload.snapshots {
-        for name in layers {
-            if store.layer_path(name).exists() {
-                continue;
-            }
-            let blob = payload.blobs.get(name)?;
-            let descriptor = hit
-                .layers
-                .iter()
-                .find(|layer| layer.digest.as_str() == blob)?
-                .clone();
-            let store = store.clone();
-            let name = name.clone();
-            let installed = match source {
-                Source::Local(import) => {
-                    let import = import.clone();
-                    super::blocking(move || {
-                        Ok(import
-                            .verified_blob_path(&descriptor)
-                            .and_then(|path| std::fs::File::open(path).ok())
-                            .map(|file| install(&store, &name, file)))
-                    })
-                    .await
-                }
-                Source::Registry(remote, _) => {
-                    let bytes = remote.fetch_layer(&descriptor).await?;
-                    super::blocking(move || {
-                        Ok(Some(install(&store, &name, std::io::Cursor::new(bytes))))
-                    })
-                    .await
-                }
-            };
-            if !matches!(installed, Ok(Some(true))) {
-                return None;
-            }
-        }
-        let snapshot = Snapshot {
-            layers: layers.clone(),
-        };
-        if snapshot.key() != *id {
-            tracing::warn!(fs = %id, "cache record names an inconsistent snapshot; treated as a miss");
-            return None;
-        }
-        store.save_snapshot(&snapshot).ok()?;
-    }
-    Some(payload)
-}
-
-/// Extracts a layer blob into `<store>/layers/<name>`; `false` (with a
-/// warning) if it cannot.
-fn install(store: &Store, name: &str, blob: impl std::io::Read) -> bool {
-    let Ok(temp) = store.temp_dir("import-") else {
-        return false;
-    };
-    let dir = temp.path().join("layer");
-    if let Err(error) = cuedag_oci::extract_layer(blob, &dir) {
-        tracing::warn!(layer = %name, "cannot extract cache blob ({error}); treated as a miss");
-        return false;
-    }
-    store.commit_layer_as(&dir, name).is_ok()
+    Ok(Some(FoundBlob {
+        packed,
+        path,
+        remote: None,
+    }))
 }

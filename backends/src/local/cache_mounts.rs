@@ -214,8 +214,8 @@ impl LocalBackend {
         export: &Arc<CacheExport>,
     ) -> Result<Option<Arc<CacheExport>>, BackendError> {
         let (wanted, used) = {
-            let mut session = self.cache_mounts.lock().await;
-            (session.export, std::mem::take(&mut session.used))
+            let session = self.cache_mounts.lock().await;
+            (session.export, session.used.clone())
         };
         if !wanted {
             return Ok(None);

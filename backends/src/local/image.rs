@@ -8,6 +8,7 @@ use cuedag_oci::{Credentials, Platform, PullOptions, Reference, ResolveMode};
 use indexmap::IndexMap;
 use serde_json::{json, Map, Value};
 
+use super::lazy::{BlobInfo, LazySource};
 use super::store::{io_error, Snapshot};
 use super::tree::{components, copy_tree, ensure_parents, Filter, StackView};
 use super::{blocking, failed, opt_str, secret_text, str_field, LocalBackend};
@@ -54,10 +55,16 @@ pub async fn pull(
         "preferLocal" => ResolveMode::PreferLocal,
         _ => ResolveMode::Default,
     };
+    let credentials = credentials(inputs, context)?;
+    // Without credentials the layers are lazy: only the manifest and config
+    // are fetched now, each layer when a task needs its files (the
+    // registry client can fetch it again later without the task's auth).
+    let lazy = credentials.is_none();
     let options = PullOptions {
         platform: platform(context)?,
-        credentials: credentials(inputs, context)?,
+        credentials,
         resolve_mode,
+        metadata_only: lazy,
     };
     let client = backend.registry()?;
     // A pull whose reference still resolves to the manifest of an earlier
@@ -98,6 +105,7 @@ pub async fn pull(
         context.log(Level::Warn, &recorded_warning());
     }
     let mut names = Vec::new();
+    let mut lazy_layers = Vec::new();
     for layer in &image.layers {
         let name = layer
             .diff_id
@@ -105,7 +113,16 @@ pub async fn pull(
             .unwrap_or(&layer.digest)
             .hex()
             .to_string();
-        if !backend.store().layer_path(&name).is_dir() {
+        if lazy && !backend.store().layer_path(&name).is_dir() {
+            let blob = BlobInfo {
+                digest: layer.digest.to_string(),
+                size: layer.size,
+                media_type: layer.media_type.clone(),
+                diff_id: layer.diff_id.as_ref().map(ToString::to_string),
+            };
+            let reference = image.reference.to_string();
+            lazy_layers.push((name.clone(), vec![LazySource::Image { reference, blob }]));
+        } else if !backend.store().layer_path(&name).is_dir() {
             let temp = backend.store().temp_dir("pull-")?;
             let dest = temp.path().join("layer");
             cuedag_oci::layer::extract_blob_async(
@@ -119,6 +136,7 @@ pub async fn pull(
         }
         names.push(name);
     }
+    backend.register_lazy(&lazy_layers)?;
     let output = backend.fs_value(Snapshot { layers: names })?;
     let raw: Value = serde_json::from_slice(&image.raw_config).unwrap_or(Value::Null);
     let config = raw

@@ -16,6 +16,7 @@ mod client;
 mod exec;
 mod fsops;
 mod image;
+mod lazy;
 mod net;
 mod prune;
 mod store;
@@ -84,6 +85,7 @@ pub struct LocalBackend {
     path_locks: crate::builtin::PathLocks,
     cache_session: Mutex<cache_io::CacheSession>,
     cache_mounts: tokio::sync::Mutex<cache_mounts::MountSession>,
+    lazy: lazy::LazyState,
 }
 
 impl std::fmt::Debug for LocalBackend {
@@ -111,6 +113,7 @@ impl LocalBackend {
             path_locks: Default::default(),
             cache_session: Mutex::new(cache_io::CacheSession::default()),
             cache_mounts: Default::default(),
+            lazy: lazy::LazyState::default(),
         })
     }
 
@@ -199,13 +202,19 @@ impl LocalBackend {
         }
     }
 
+    /// Runs a task (no step-cache lookup). The layers of its `#FS` inputs
+    /// are fetched first when it needs their files.
     async fn dispatch(
         &self,
-        task: &TaskRequest,
+        task_type: &str,
+        inputs: &TaskValue,
+        origin: Option<&cuedag_evaluator::Location>,
         context: &TaskContext,
     ) -> Result<TaskValue, BackendError> {
-        let inputs = &task.inputs;
-        match task.task_type.as_str() {
+        if self.needs_files(task_type, inputs) {
+            self.materialise(inputs, context).await?;
+        }
+        match task_type {
             "ClientFilesystemRead" | "ClientFilesystemWrite" => {
                 let path = crate::builtin::client_path(
                     str_field(inputs, "path")?,
@@ -213,13 +222,13 @@ impl LocalBackend {
                 );
                 let lock = self.path_locks.lock_for(&path);
                 let _guard = lock.lock().await;
-                if task.task_type == "ClientFilesystemRead" {
+                if task_type == "ClientFilesystemRead" {
                     client::read(self, inputs, context).await
                 } else {
                     client::write(self, inputs, context).await
                 }
             }
-            "Source" => client::source(self, inputs, task.origin.as_ref(), context).await,
+            "Source" => client::source(self, inputs, origin, context).await,
             "Pull" => image::pull(self, inputs, context).await,
             "Push" => image::push(self, inputs, context).await,
             "Export" => image::export(self, inputs, context).await,
@@ -234,7 +243,7 @@ impl LocalBackend {
             "Stop" => exec::stop(self, inputs).await,
             "SendSignal" => exec::send_signal(self, inputs).await,
             "Copy" | "Mkdir" | "WriteFile" | "ReadFile" | "Rm" | "Merge" | "Diff" | "NewSecret" => {
-                fsops::run(self, &task.task_type, inputs, context).await
+                fsops::run(self, task_type, inputs, context).await
             }
             "HTTPFetch" => net::http_fetch(self, inputs).await,
             "GitPull" => net::git_pull(self, inputs, context).await,
@@ -247,6 +256,22 @@ impl LocalBackend {
         }
     }
 
+    /// Whether a task reads the files of its `#FS` inputs (a `#Merge`, or a
+    /// `#Diff` whose `lower` is a prefix of `upper`, only stacks layers).
+    fn needs_files(&self, task_type: &str, inputs: &TaskValue) -> bool {
+        match task_type {
+            "Merge" | "Pull" | "Source" | "HTTPFetch" | "GitPull" | "ClientFilesystemRead" => false,
+            "Diff" => match (
+                self.fs_field(inputs, "lower"),
+                self.fs_field(inputs, "upper"),
+            ) {
+                (Ok(lower), Ok(upper)) => !upper.layers.starts_with(&lower.layers),
+                _ => true,
+            },
+            _ => true,
+        }
+    }
+
     /// Runs a task through the step cache.
     async fn run_cached(
         &self,
@@ -256,7 +281,9 @@ impl LocalBackend {
         self.note_cache_mounts(&task.task_type, &task.inputs).await;
         let always = task.inputs.get("always").and_then(TaskValue::as_bool) == Some(true);
         if !CACHED_TYPES.contains(&task.task_type.as_str()) || always {
-            return self.dispatch(task, context).await;
+            return self
+                .dispatch(&task.task_type, &task.inputs, task.origin.as_ref(), context)
+                .await;
         }
         let key = step_key(&task.task_type, &task.inputs);
         let store = self.store.clone();
@@ -268,19 +295,21 @@ impl LocalBackend {
         if !context.session.no_cache {
             if let Some(outputs) = self.load_record(&record_path) {
                 context.log(Level::Info, "CACHED");
-                self.note_step(&key, &task.task_type, &outputs);
+                self.note_step(&key, task, &outputs);
                 return Ok(outputs);
             }
-            if let Some(outputs) = self.import_step(&key, &record_path).await {
+            if let Some(outputs) = self.import_step(task, &key, &record_path).await {
                 context.log(Level::Info, "CACHED");
-                self.note_step(&key, &task.task_type, &outputs);
+                self.note_step(&key, task, &outputs);
                 return Ok(outputs);
             }
         }
-        let outputs = self.dispatch(task, context).await?;
+        let outputs = self
+            .dispatch(&task.task_type, &task.inputs, task.origin.as_ref(), context)
+            .await?;
         if !contains_secret(&outputs) {
             self.save_record(&record_path, &task.task_type, "", &outputs)?;
-            self.note_step(&key, &task.task_type, &outputs);
+            self.note_step(&key, task, &outputs);
         }
         Ok(outputs)
     }
@@ -507,8 +536,10 @@ impl Backend for LocalBackend {
             let span = tracing::debug_span!("local", task = %task.path, kind = %task.task_type);
             let result =
                 tracing::Instrument::instrument(self.run_cached(task, context), span).await;
-            if let (Ok(outputs), "Pull") = (&result, task.task_type.as_str()) {
-                self.note_pulled(outputs);
+            match (&result, task.task_type.as_str()) {
+                (Ok(outputs), "Pull") => self.note_pulled(outputs),
+                (Ok(_), "ClientFilesystemWrite") => self.note_written(&task.inputs),
+                _ => {}
             }
             result.map_err(|error| match error {
                 BackendError::Failed(message) => {

@@ -3,8 +3,9 @@
 //! records, persistent cache mounts and lock files.
 //!
 //! Layout under the root: `blobs/sha256/` (the OCI blob store), `layers/`,
-//! `snapshots/`, `steps/`, `cache-mounts/`, `locks/`, `tmp/`, `universe/`
-//! (the embedded packages' files, for `core.#Source`).
+//! `lazy/` (where a layer not extracted yet can be fetched from, see
+//! `lazy.rs`), `snapshots/`, `steps/`, `cache-mounts/`, `locks/`, `tmp/`,
+//! `universe/` (the embedded packages' files, for `core.#Source`).
 
 use std::fs;
 use std::io::Write;
@@ -94,6 +95,7 @@ impl Store {
         let root = root.into();
         for dir in [
             "layers",
+            "lazy",
             "snapshots",
             "steps",
             "cache-mounts",
@@ -117,6 +119,17 @@ impl Store {
     /// The directory of layer `name`.
     pub fn layer_path(&self, name: &str) -> PathBuf {
         self.root.join("layers").join(name)
+    }
+
+    /// The record of lazy layer `name` (see `lazy.rs`).
+    pub(crate) fn lazy_path(&self, name: &str) -> PathBuf {
+        self.root.join("lazy").join(format!("{name}.json"))
+    }
+
+    /// Whether layer `name` is extracted, or known to be fetchable or
+    /// rebuildable when its files are needed.
+    pub fn has_layer(&self, name: &str) -> bool {
+        is_hex_name(name) && (self.layer_path(name).is_dir() || self.lazy_path(name).is_file())
     }
 
     /// The layer directories of a snapshot, bottom first.
@@ -255,7 +268,8 @@ impl Store {
         Ok(id)
     }
 
-    /// The snapshot with this id, if recorded and all its layers exist.
+    /// The snapshot with this id, if recorded and all its layers exist
+    /// (extracted or lazy).
     pub fn load_snapshot(&self, id: &str) -> Option<Snapshot> {
         if !is_hex_name(id) {
             return None;
@@ -266,7 +280,7 @@ impl Store {
         snapshot
             .layers
             .iter()
-            .all(|layer| self.layer_path(layer).is_dir())
+            .all(|layer| self.has_layer(layer))
             .then_some(snapshot)
     }
 
