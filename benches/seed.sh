@@ -16,14 +16,19 @@
 #               backends/examples/replay_exec.rs, timed as a whole process;
 #   host_go_s   extra information: the host's Debian Go (the stand-in
 #               image's toolchain) run outside any sandbox, empty build cache.
-# Needs `scripts/services up` (registry + stand-in images) and root.
+# Needs root and the registry with the stand-in images: started here with
+# `scripts/services up` unless CUEDAG_REGISTRY_MIRRORS is already set (as
+# after `source .ci/state/env`).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 rounds="${1:-3}"
 cd "$root"
-scripts/services up >/dev/null
-# shellcheck disable=SC1091
-source .ci/state/env
+# Start the services unless the environment already points at them.
+if [ -z "${CUEDAG_REGISTRY_MIRRORS:-}" ]; then
+  scripts/services up >/dev/null
+  # shellcheck disable=SC1091
+  source .ci/state/env
+fi
 cargo build --release -q -p cuedag-cli
 cargo build --release -q -p cuedag-backends --example replay_exec
 target="${CARGO_TARGET_DIR:-$root/target}"

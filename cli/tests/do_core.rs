@@ -164,11 +164,56 @@ fn source_is_relative_to_the_plan_file_not_the_working_directory() {
             "path \"nope\" does not exist (relative to the directory of ../plans/app/plan.cue:19:",
         ],
     );
+    assert!(
+        !stderr(&missing).contains("computing"),
+        "{}",
+        text(&missing)
+    );
     let outside = project.run_at("elsewhere", &["do", "-p", "../plans/app", "outside"], &[]);
     assert_fails_with(
         &outside,
         &["actions.outside", "path \"../elsewhere\" is not relative (relative to the directory of ../plans/app/plan.cue:23:"],
     );
+}
+
+/// Universe packages that ship files (`netlify/deploy.sh`,
+/// `aws/scripts/install.sh`) pass the pre-run check of their `#Source`
+/// paths, which are resolved against the embedded package directories.
+#[test]
+fn universe_sources_pass_the_pre_run_check() {
+    let project = Project::new();
+    project.write(
+        "plan.cue",
+        r#"package main
+
+import (
+	"dagger.io/dagger"
+	"universe.dagger.io/aws"
+	"universe.dagger.io/netlify"
+)
+
+dagger.#Plan & {
+	client: env: NETLIFY_TOKEN: dagger.#Secret
+	actions: {
+		deploy: netlify.#Deploy & {
+			contents: dagger.#Scratch
+			site:     "example"
+			token:    client.env.NETLIFY_TOKEN
+		}
+		cli: aws.#Build
+	}
+}
+"#,
+    );
+    for action in ["deploy", "cli"] {
+        let run = project.run(&["do", action, "--dry-run"]);
+        assert_ok(&run);
+        assert!(
+            stdout(&run).contains("._scripts"),
+            "{action}: {}",
+            text(&run)
+        );
+    }
 }
 
 #[test]

@@ -40,16 +40,63 @@ pub async fn source(
     context: &TaskContext,
 ) -> Result<TaskValue, BackendError> {
     let raw = str_field(inputs, "path")?;
+    check_source_path(raw, origin, &context.session.workdir).map_err(failed)?;
+    let base = match origin {
+        None => context.session.workdir.clone(),
+        Some(location) => match embedded_dir(location) {
+            Some(rest) => {
+                let store = backend.store().clone();
+                blocking(move || store.universe_dir()).await?.join(rest)
+            }
+            None => host_dir(location, &context.session.workdir),
+        },
+    };
+    let output = import_dir(backend, inputs, base.join(raw)).await?;
+    Ok(TaskValue::structure([("output", output)]))
+}
+
+/// The directory of an embedded package file (`universe.dagger.io/aws`
+/// for `<embedded>/universe.dagger.io/aws/aws.cue`), if it is one.
+fn embedded_dir(location: &Location) -> Option<PathBuf> {
+    let dir = Path::new(&location.file).parent()?;
+    dir.strip_prefix("<embedded>").ok().map(Path::to_path_buf)
+}
+
+/// The host directory of the plan file at `location`.
+fn host_dir(location: &Location, workdir: &Path) -> PathBuf {
+    let dir = Path::new(&location.file)
+        .parent()
+        .unwrap_or(Path::new(""))
+        .to_string_lossy()
+        .into_owned();
+    client_path(&dir, workdir)
+}
+
+/// Checks a `core.#Source` path before anything runs, as Dagger's pre-run
+/// hook did: it must stay inside the directory of the CUE file that sets
+/// it (`origin`; the working directory without one) and exist there (for
+/// the embedded packages: among the files the binary ships). The error
+/// names the declaring `file:line:col`.
+pub fn check_source_path(
+    raw: &str,
+    origin: Option<&Location>,
+    workdir: &Path,
+) -> Result<(), String> {
     let mut depth = 0i32;
     let mut escapes = raw.starts_with('/');
+    let mut parts = Vec::new();
     for part in raw.split('/') {
         match part {
             "" | "." => {}
             ".." => {
                 depth -= 1;
                 escapes |= depth < 0;
+                parts.pop();
             }
-            _ => depth += 1,
+            other => {
+                depth += 1;
+                parts.push(other);
+            }
         }
     }
     let at = match origin {
@@ -60,28 +107,28 @@ pub async fn source(
         None => String::new(),
     };
     if escapes {
-        return Err(failed(format!("path \"{raw}\" is not relative{at}")));
+        return Err(format!("path \"{raw}\" is not relative{at}"));
     }
-    let base = match origin {
-        None => context.session.workdir.clone(),
-        Some(location) => {
-            let file = Path::new(&location.file);
-            let dir = file.parent().unwrap_or(Path::new(""));
-            match dir.strip_prefix("<embedded>") {
-                Ok(rest) => {
-                    let store = backend.store().clone();
-                    blocking(move || store.universe_dir()).await?.join(rest)
+    let exists = match origin {
+        None => workdir.join(raw).exists(),
+        Some(location) => match embedded_dir(location) {
+            Some(dir) => {
+                let mut prefix = dir.to_string_lossy().into_owned();
+                for part in &parts {
+                    prefix.push('/');
+                    prefix.push_str(part);
                 }
-                Err(_) => client_path(&dir.to_string_lossy(), &context.session.workdir),
+                cuedag_universe::files()
+                    .any(|(path, _)| path == prefix || path.starts_with(&format!("{prefix}/")))
             }
-        }
+            None => host_dir(location, workdir).join(raw).exists(),
+        },
     };
-    let path = base.join(raw);
-    if !path.exists() {
-        return Err(failed(format!("path \"{raw}\" does not exist{at}")));
+    if exists {
+        Ok(())
+    } else {
+        Err(format!("path \"{raw}\" does not exist{at}"))
     }
-    let output = import_dir(backend, inputs, path).await?;
-    Ok(TaskValue::structure([("output", output)]))
 }
 
 async fn import_dir(

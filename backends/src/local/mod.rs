@@ -33,6 +33,7 @@ use crate::backend::{Backend, BoxFuture, TaskContext, TaskRequest};
 use crate::events::Level;
 use crate::BackendError;
 
+pub use client::check_source_path;
 pub use exec::DEBUG_EXEC_SPECS;
 pub use prune::{parse_size, prune, PruneReport};
 pub use store::{default_store_root, tree_digest, Snapshot, Store};

@@ -639,14 +639,29 @@ fn failed_task_location(plan: &mut Plan, message: &str) -> Option<String> {
     ))
 }
 
-/// Pre-run check (§4.5): client reads of a directory (`contents:
-/// dagger.#FS`) need a static path that exists and is a directory.
+/// Pre-run checks (§4.5): client reads of a directory (`contents:
+/// dagger.#FS`) need a static path that exists and is a directory; a
+/// `core.#Source` path must stay inside, and exist in, the directory of the
+/// CUE file that sets it.
 fn check_directory_reads(
     plan: &mut Plan,
     selected: &cuedag_evaluator::plan::TaskGraph,
 ) -> Result<(), String> {
     let workdir = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     for (_, task) in selected.tasks() {
+        if task.task_type == "Source" {
+            // Its path, when already concrete, is checked against the
+            // directory of the CUE file that sets it.
+            let inputs = plan
+                .preview_inputs(&task.path)
+                .map_err(|error| format!("{}: {error}", task.path))?;
+            if let Some(path) = inputs.get("path").and_then(TaskValue::as_str) {
+                let origin = plan.field_origin(&task.path, "path");
+                cuedag_backends::local::check_source_path(path, origin.as_ref(), &workdir)
+                    .map_err(|message| format!("{}: {message}", task.path))?;
+            }
+            continue;
+        }
         if task.task_type != "ClientFilesystemRead" {
             continue;
         }
