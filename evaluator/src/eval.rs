@@ -362,6 +362,9 @@ pub struct Vertex {
     pub arcs: IndexMap<Label, VId>,
     /// Declared only as optional.
     pub optional: bool,
+    /// For a field first declared as optional, then set: when it was set
+    /// (CUE v0.4 iterates such fields after the others, in that order).
+    pub set_late: Option<u32>,
     /// Attributes from all declarations.
     pub attrs: Vec<ast::Attribute>,
     /// Doc comments from all declarations.
@@ -396,6 +399,7 @@ impl Vertex {
             list_open: false,
             arcs: IndexMap::new(),
             optional: true,
+            set_late: None,
             attrs: Vec::new(),
             docs: Vec::new(),
             decl_pos: Vec::new(),
@@ -471,6 +475,8 @@ pub struct Engine {
     stack: Vec<VId>,
     regex_cache: HashMap<String, Option<regex::Regex>>,
     insert_at: Option<(VId, usize)>,
+    /// Counter of [`Vertex::set_late`].
+    n_set_late: u32,
     expand_depth: u32,
 }
 
@@ -488,6 +494,7 @@ impl Engine {
             stack: Vec::new(),
             regex_cache: HashMap::new(),
             insert_at: None,
+            n_set_late: 0,
             expand_depth: 0,
         }
     }
@@ -1255,7 +1262,18 @@ impl Engine {
                         // evaluate it again with all its conjuncts.
                         self.reopen(arc);
                     }
+                    let late = !f.optional
+                        && self.v(arc).optional
+                        && !self.v(arc).decl_pos.is_empty()
+                        && self.v(arc).set_late.is_none();
+                    if late {
+                        self.n_set_late += 1;
+                    }
+                    let n_set_late = self.n_set_late;
                     let a = self.vm(arc);
+                    if late {
+                        a.set_late = Some(n_set_late);
+                    }
                     if !f.optional {
                         a.optional = false;
                     }
@@ -1428,15 +1446,23 @@ impl Engine {
                     let arcs: Vec<(Label, VId)> =
                         self.v(w).arcs.iter().map(|(l, a)| (*l, *a)).collect();
                     let mut items = Vec::new();
+                    let mut late = Vec::new();
                     for (l, a) in arcs {
                         if let Label::Regular(sym) = l {
                             if self.v(a).optional {
                                 continue;
                             }
                             let name = Rc::from(self.interner.text(sym));
-                            items.push((Val::Atom(Atom::Str(name)), a));
+                            match self.v(a).set_late {
+                                Some(seq) => late.push((seq, Val::Atom(Atom::Str(name)), a)),
+                                None => items.push((Val::Atom(Atom::Str(name)), a)),
+                            }
                         }
                     }
+                    // Like CUE v0.4: fields declared optional and set later
+                    // come after the others, in the order they were set.
+                    late.sort_by_key(|(seq, _, _)| *seq);
+                    items.extend(late.into_iter().map(|(_, k, a)| (k, a)));
                     items
                 };
                 for (k, a) in items {
