@@ -406,7 +406,7 @@ const EXPECTED: &[Expected] = &[
         "services",
         "s3ls",
         "ClientEnv Source Pull Exec Exec Exec ReadFile",
-        &[r#""aws --output json --region us-east-1 --no-cli-pager s3 ls s3://bucket > /output.txt""#],
+        &[r#""aws --output json --no-cli-pager --region us-east-1 s3 ls s3://bucket > /output.txt""#],
     ),
     (
         "services",

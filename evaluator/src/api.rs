@@ -477,6 +477,35 @@ impl Evaluation {
     /// The fields of a struct in order (regular, optional, hidden and
     /// definitions; `let`s excluded). Empty for non-structs.
     pub fn fields(&mut self, v: ValueId) -> Vec<FieldInfo> {
+        self.fields_of(v, true)
+    }
+
+    /// [`fields`](Self::fields) without `attrs`, `docs` and `locations`
+    /// (left empty): for walks over many fields, such as task discovery,
+    /// that need only selectors and values.
+    pub fn field_values(&mut self, v: ValueId) -> Vec<FieldInfo> {
+        self.fields_of(v, false)
+    }
+
+    /// The declaration positions of a field's value, as in
+    /// [`FieldInfo::locations`].
+    pub fn locations(&self, v: ValueId) -> Vec<Location> {
+        let mut locations: Vec<Location> = self
+            .engine
+            .vs
+            .get(v.0 as usize)
+            .map(|vx| {
+                vx.decl_pos
+                    .iter()
+                    .filter_map(|p| self.sources.locate(*p))
+                    .collect()
+            })
+            .unwrap_or_default();
+        locations.sort();
+        locations
+    }
+
+    fn fields_of(&mut self, v: ValueId, details: bool) -> Vec<FieldInfo> {
         let w = self.resolved(v);
         let arcs: Vec<(Label, VId)> = self.engine.vs[w as usize]
             .arcs
@@ -496,28 +525,34 @@ impl Evaluation {
                 Label::Let(_) => continue,
             };
             let vx = &self.engine.vs[a as usize];
-            let mut locations: Vec<Location> = vx
-                .decl_pos
-                .iter()
-                .filter_map(|p| self.sources.locate(*p))
-                .collect();
-            locations.sort();
+            let (attrs, docs) = if details {
+                (
+                    vx.attrs
+                        .iter()
+                        .map(|a| Attr {
+                            name: a.name.clone(),
+                            body: a.body.clone(),
+                        })
+                        .collect(),
+                    vx.docs.iter().map(|d| d.to_string()).collect(),
+                )
+            } else {
+                (Vec::new(), Vec::new())
+            };
+            let optional = vx.optional && !matches!(l, Label::Index(_));
             out.push(FieldInfo {
                 selector,
                 value: ValueId(a),
-                optional: vx.optional && !matches!(l, Label::Index(_)),
+                optional,
                 hidden: l.is_hidden(),
                 definition: l.is_def(),
-                attrs: vx
-                    .attrs
-                    .iter()
-                    .map(|a| Attr {
-                        name: a.name.clone(),
-                        body: a.body.clone(),
-                    })
-                    .collect(),
-                docs: vx.docs.iter().map(|d| d.to_string()).collect(),
-                locations,
+                attrs,
+                docs,
+                locations: if details {
+                    self.locations(ValueId(a))
+                } else {
+                    Vec::new()
+                },
             });
         }
         out

@@ -363,6 +363,9 @@ pub struct Vertex {
     pub arcs: IndexMap<Label, VId>,
     /// Declared only as optional.
     pub optional: bool,
+    /// For a field first declared as optional, then set: when it was set
+    /// (CUE v0.4 iterates such fields after the others, in that order).
+    pub set_late: Option<u32>,
     /// Attributes from all declarations.
     pub attrs: Vec<ast::Attribute>,
     /// Doc comments from all declarations.
@@ -400,6 +403,7 @@ impl Vertex {
             list_open: false,
             arcs: IndexMap::new(),
             optional: true,
+            set_late: None,
             attrs: Vec::new(),
             docs: Vec::new(),
             decl_pos: Vec::new(),
@@ -479,6 +483,8 @@ pub struct Engine {
     depth: u32,
     stack: Vec<VId>,
     regex_cache: HashMap<String, Option<regex::Regex>>,
+    /// Counter of [`Vertex::set_late`].
+    n_set_late: u32,
     expand_depth: u32,
 }
 
@@ -495,6 +501,7 @@ impl Engine {
             depth: 0,
             stack: Vec::new(),
             regex_cache: HashMap::new(),
+            n_set_late: 0,
             expand_depth: 0,
         }
     }
@@ -1256,7 +1263,18 @@ impl Engine {
                         // evaluate it again with all its conjuncts.
                         self.reopen(arc);
                     }
+                    let late = !f.optional
+                        && self.v(arc).optional
+                        && !self.v(arc).decl_pos.is_empty()
+                        && self.v(arc).set_late.is_none();
+                    if late {
+                        self.n_set_late += 1;
+                    }
+                    let n_set_late = self.n_set_late;
                     let a = self.vm(arc);
+                    if late {
+                        a.set_late = Some(n_set_late);
+                    }
                     if !f.optional {
                         a.optional = false;
                     }
@@ -1438,15 +1456,23 @@ impl Engine {
                         None => vw.arcs.iter().map(|(l, a)| (*l, *a)).collect(),
                     };
                     let mut items = Vec::new();
+                    let mut late = Vec::new();
                     for (l, a) in arcs {
                         if let Label::Regular(sym) = l {
                             if self.v(a).optional {
                                 continue;
                             }
                             let name = Rc::from(self.interner.text(sym));
-                            items.push((Val::Atom(Atom::Str(name)), a));
+                            match self.v(a).set_late {
+                                Some(seq) => late.push((seq, Val::Atom(Atom::Str(name)), a)),
+                                None => items.push((Val::Atom(Atom::Str(name)), a)),
+                            }
                         }
                     }
+                    // Like CUE v0.4: fields declared optional and set later
+                    // come after the others, in the order they were set.
+                    late.sort_by_key(|(seq, _, _)| *seq);
+                    items.extend(late.into_iter().map(|(_, k, a)| (k, a)));
                     items
                 };
                 for (k, a) in items {

@@ -256,16 +256,17 @@ impl Plan {
     fn discover(&mut self) -> Result<Vec<PlanTask>, PlanError> {
         let mut tasks = Vec::new();
         let root = self.eval.root();
-        let mut stack: Vec<(ValueId, Path, Vec<Location>, usize)> = Vec::new();
-        let mut fields = self.eval.fields(root);
+        let mut stack: Vec<(ValueId, Path, usize)> = Vec::new();
+        // Selectors and values only: positions are looked up for tasks.
+        let mut fields = self.eval.field_values(root);
         fields.reverse();
         for info in fields {
             if info.definition {
                 continue;
             }
-            stack.push((info.value, Path(vec![info.selector]), info.locations, 0));
+            stack.push((info.value, Path(vec![info.selector]), 0));
         }
-        while let Some((value, path, locations, depth)) = stack.pop() {
+        while let Some((value, path, depth)) = stack.pop() {
             if depth > MAX_DEPTH
                 || !matches!(self.eval.kind(value), Kind::Struct | Kind::Disjunction)
             {
@@ -273,6 +274,7 @@ impl Plan {
             }
             if let Some(task_type) = self.task_type(value) {
                 let printed = cue_path(&path);
+                let locations = self.eval.locations(value);
                 if !KNOWN_TASK_TYPES.contains(&task_type.as_str()) {
                     return Err(PlanError::UnknownTaskType {
                         path: printed.to_string(),
@@ -288,7 +290,7 @@ impl Plan {
                 });
                 continue;
             }
-            let mut children = self.eval.fields(value);
+            let mut children = self.eval.field_values(value);
             children.reverse();
             for info in children {
                 if info.definition || info.optional || matches!(info.selector, Selector::Index(_)) {
@@ -297,12 +299,7 @@ impl Plan {
                 if info.selector == field("$dagger") {
                     continue;
                 }
-                stack.push((
-                    info.value,
-                    path.child(info.selector),
-                    info.locations,
-                    depth + 1,
-                ));
+                stack.push((info.value, path.child(info.selector), depth + 1));
             }
         }
         Ok(tasks)
