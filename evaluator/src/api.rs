@@ -6,7 +6,7 @@ use std::rc::Rc;
 use cuedag_parser::{Diagnostic, Severity, SpanLabel};
 use indexmap::IndexMap;
 
-use crate::eval::{Bottom, Engine, State, VId, Val, CK};
+use crate::eval::{code, Bottom, Engine, State, VId, Val, CK};
 use crate::export::PathError;
 use crate::ir::{kind, DeclC, Ek, FieldDecl, FieldLabel, Label, PkgId, Pos, StructLit, E};
 use crate::load::{self, LoadOptions, LoadProblem, Loader, Location, Sources};
@@ -784,9 +784,20 @@ impl Evaluation {
     }
 
     fn convert(&self, errs: Vec<PathError>) -> Vec<EvalError> {
-        errs.into_iter()
+        let mut out: Vec<EvalError> = errs
+            .into_iter()
             .map(|e| self.convert_one(&e.path, &e.error))
-            .collect()
+            .collect();
+        // A structural cycle found where it starts also makes the values
+        // built through it too deep to export; those follow-on errors (at
+        // paths like `l.tail.tail.tail...`) only repeat it.
+        let cycle_found = out
+            .iter()
+            .any(|e| e.code == code::STRUCT_CYCLE && !e.locations.is_empty());
+        if cycle_found {
+            out.retain(|e| !e.message.starts_with("value too deep"));
+        }
+        out
     }
 
     fn convert_one(&self, path: &str, b: &Rc<Bottom>) -> EvalError {

@@ -362,6 +362,8 @@ pub struct Compiler<'a> {
     pub let_counter: &'a mut u32,
     scopes: Vec<Scope>,
     depth: u32,
+    /// Value aliases being compiled, and whether their value used them.
+    alias_watch: Vec<(String, bool)>,
     /// Compile errors.
     pub errors: Vec<(Pos, String)>,
 }
@@ -422,6 +424,7 @@ impl<'a> Compiler<'a> {
             let_counter,
             scopes: Vec::new(),
             depth: 0,
+            alias_watch: Vec::new(),
             errors: Vec::new(),
         }
     }
@@ -669,6 +672,13 @@ impl<'a> Compiler<'a> {
             }
             _ => None,
         };
+        let alias_span = match &f.value {
+            ast::Expr::Alias { alias, .. } => Some(alias.span),
+            _ => None,
+        };
+        if let Some((name, _)) = &alias {
+            self.alias_watch.push((name.clone(), false));
+        }
         let saved = alias.as_ref().and_then(|(name, l)| {
             self.scopes
                 .last_mut()
@@ -676,6 +686,13 @@ impl<'a> Compiler<'a> {
         });
         let value = self.expr(value_expr);
         if let Some((name, _)) = &alias {
+            // As in CUE, an alias its value never uses is an error (it is
+            // not visible outside the value, so it is likely a mistake).
+            if let Some((_, false)) = self.alias_watch.pop() {
+                let at = self.pos(alias_span.unwrap_or(f.span));
+                self.errors
+                    .push((at, format!("unreferenced alias or let clause {name}")));
+            }
             if let Some(scope) = self.scopes.last_mut() {
                 match saved {
                     Some(prev) => {
@@ -765,6 +782,12 @@ impl<'a> Compiler<'a> {
                     return Ref::Var { up, index: *index };
                 }
             } else if let Some(label) = scope.names.get(name) {
+                for (watched, used) in self.alias_watch.iter_mut().rev() {
+                    if watched == name {
+                        *used = true;
+                        break;
+                    }
+                }
                 return Ref::Field { up, label: *label };
             }
         }
