@@ -11,6 +11,8 @@
 #   import_s    store wiped, `do build --cache-from` (wall time)
 #   seed_s      store wiped, `do build --cache-to ... --cache-from ...`, the
 #               seed's command line (wall time)
+#   cpu_s       user + system CPU time of that run (wall time on a loaded
+#               machine is mostly waiting for a core)
 # Each import checks that ./output is byte-identical to the cold build's
 # and that no layer blob of the Go image was fetched into the store.
 # Then the synthetic registry-cache rounds of backends/examples/cache_registry.rs
@@ -43,7 +45,8 @@ run() {
   shift
   local t0 t1
   t0=$(now)
-  CUEDAG_LOG=cuedag_backends::local::cache_io=info "$bin" do build --log-format plain "$@" >"$log" 2>&1 ||
+  CUEDAG_LOG=cuedag_backends::local::cache_io=info /usr/bin/time -f '%U %S' -o "$work/cpu" \
+    "$bin" do build --log-format plain "$@" >"$log" 2>&1 ||
     { echo "cuedag failed, log:" >&2; cat "$log" >&2; exit 1; }
   t1=$(now)
   elapsed "$t0" "$t1"
@@ -57,8 +60,8 @@ image_blobs() {
   echo "$n"
 }
 
-printf '%-6s %-9s %8s %11s %8s %6s %10s %11s %9s %8s\n' \
-  round type cold_s export1_ms again_s blobs bytes export2_ms import_s seed_s
+printf '%-6s %-9s %8s %11s %8s %6s %10s %11s %9s %8s %6s\n' \
+  round type cold_s export1_ms again_s blobs bytes export2_ms import_s seed_s cpu_s
 for round in $(seq 1 "$rounds"); do
   for type in local registry; do
     rm -rf "$work/proj" "$work/store" "$work/cache"
@@ -97,11 +100,12 @@ for round in $(seq 1 "$rounds"); do
 
     rm -rf "$CUEDAG_STORE" output
     seed=$(run "$work/seed.log" --cache-to "$to" --cache-from "$from")
+    cpu=$(awk '{ printf "%.2f", $1 + $2 }' "$work/cpu")
     cmp -s output/hello "$work/hello.cold" || { echo "seed import: ./output differs" >&2; exit 1; }
     [ "$(image_blobs)" -eq 0 ] || echo "warning: the import fetched Go image layers" >&2
     cd "$root"
-    printf '%-6s %-9s %8s %11s %8s %6s %10s %11s %9s %8s\n' \
-      "$round" "$type" "$cold" "$export1" "$again" "$blobs" "$bytes" "$export2" "$import" "$seed"
+    printf '%-6s %-9s %8s %11s %8s %6s %10s %11s %9s %8s %6s\n' \
+      "$round" "$type" "$cold" "$export1" "$again" "$blobs" "$bytes" "$export2" "$import" "$seed" "$cpu"
   done
 done
 
