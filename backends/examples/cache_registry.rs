@@ -1,5 +1,5 @@
 //! Benchmark of the `type=registry` cache against a real registry (run by
-//! `benches/cache_registry.sh`; needs `scripts/services up`).
+//! `benches/cache.sh` after the seed figures; needs `scripts/services up`).
 //!
 //! A realistic cache: 3 layers of 4 MiB (a base image, dependencies, a
 //! build) and 20 further steps with a 16 KiB layer each, 24 blobs with the

@@ -509,3 +509,50 @@ async fn unreachable_registry_falls_back_to_the_store() {
         .unwrap_err();
     assert_eq!(err.code(), "oci::http", "{err}");
 }
+
+#[tokio::test]
+async fn metadata_only_pull_fetches_no_layer_and_pull_blob_fetches_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = mirror_client(dir.path(), false);
+    let reference = Reference::parse("golang:1.18-alpine").unwrap();
+    let options = PullOptions {
+        metadata_only: true,
+        ..Default::default()
+    };
+    let image = client
+        .pull(&reference, &options)
+        .await
+        .unwrap_or_else(|e| panic!("{}", standin_missing(&e)));
+    assert!(!image.layers.is_empty());
+    assert!(client.store().contains(&image.config_digest));
+    for layer in &image.layers {
+        assert!(
+            !client.store().contains(&layer.digest),
+            "layer {} was fetched",
+            layer.digest
+        );
+    }
+    // Again from the store alone: the missing layers do not matter.
+    let local = client
+        .pull(
+            &reference,
+            &PullOptions {
+                resolve_mode: ResolveMode::PreferLocal,
+                ..options
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(local.source, "store");
+    assert_eq!(local.layers, image.layers);
+    // One layer on demand, verified.
+    let first = &image.layers[0].digest;
+    client.pull_blob(&reference, first, None).await.unwrap();
+    assert!(client.store().verify(first).unwrap());
+    for other in image.layers.iter().skip(1) {
+        assert!(
+            !client.store().contains(&other.digest),
+            "only one layer was asked for"
+        );
+    }
+}

@@ -86,11 +86,9 @@ pub(crate) struct LazyLayer {
 pub(crate) struct LazyState {
     /// Layer → (task type, inputs, outputs) of the step that made it.
     producers: Mutex<HashMap<String, (String, TaskValue, TaskValue)>>,
-    /// Layers being rebuilt (guards against a producer needing itself).
-    rebuilding: Mutex<BTreeSet<String>>,
     /// Registry caches opened to fetch blobs, by `ref`.
     remotes: Mutex<HashMap<String, Arc<RemoteCache>>>,
-    /// One fetch per layer at a time.
+    /// One fetch or rebuild per layer at a time.
     fetching: crate::builtin::PathLocks,
 }
 
@@ -449,10 +447,13 @@ impl LocalBackend {
                     "layer `{name}` is not available: its blob cannot be fetched and the step that made it is unknown (hint: run again with `--no-cache`)"
                 )));
             };
-            if !lock(&self.lazy.rebuilding).insert(name.to_owned()) {
-                return Err(failed(format!(
-                    "layer `{name}` is needed to rebuild itself (inconsistent store; hint: run `cuedag prune`)"
-                )));
+            // Concurrent tasks needing the layer wait for one rebuild. A
+            // producer never needs its own layer (its inputs' layers are
+            // excluded when it is registered), so this cannot wait on itself.
+            let per_layer = self.lazy.fetching.lock_for(&self.store().layer_path(name));
+            let _one = per_layer.lock().await;
+            if self.store().layer_path(name).is_dir() {
+                return Ok(());
             }
             let message = format!(
                 "layer {} of a cached `{task_type}` step is not available; running the step again",
@@ -460,11 +461,8 @@ impl LocalBackend {
             );
             tracing::warn!("{message}");
             context.log(Level::Warn, &message);
-            let result = self
-                .rebuild_from(name, &task_type, &inputs, &outputs, context)
-                .await;
-            lock(&self.lazy.rebuilding).remove(name);
-            result
+            self.rebuild_from(name, &task_type, &inputs, &outputs, context)
+                .await
         })
     }
 

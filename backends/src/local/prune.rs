@@ -106,6 +106,8 @@ pub fn prune(root: &Path, keep_bytes: u64) -> Result<PruneReport, BackendError> 
         "steps",
         "snapshots",
         "layers",
+        "lazy",
+        "packed",
         "blobs/sha256",
         "cache-mounts",
         "refs",
