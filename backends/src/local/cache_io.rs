@@ -276,11 +276,10 @@ impl LocalBackend {
             "cache export prepared"
         );
         let export = std::sync::Arc::new(export);
-        let with_mounts = self.cache_mounts_export(&export).await?;
         for spec in exports {
-            let export = match (&with_mounts, spec.cache_mounts) {
-                (Some(with_mounts), true) => with_mounts.clone(),
-                _ => export.clone(),
+            let export = match spec.cache_mounts {
+                true => std::sync::Arc::new(self.with_cache_mounts(&export).await?),
+                false => export.clone(),
             };
             let started = std::time::Instant::now();
             let result = match &spec.backend {
