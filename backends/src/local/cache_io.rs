@@ -439,13 +439,11 @@ impl LocalBackend {
                 match with_mounts.get(&max) {
                     Some(prepared) => prepared.clone(),
                     None => {
-                        let prepared = match self.cache_mounts_export(&prepared.export).await? {
-                            Some(export) => Arc::new(PreparedExport {
-                                export,
-                                remote_only: prepared.remote_only.clone(),
-                            }),
-                            None => prepared,
-                        };
+                        let export = Arc::new(self.with_cache_mounts(&prepared.export).await?);
+                        let prepared = Arc::new(PreparedExport {
+                            export,
+                            remote_only: prepared.remote_only.clone(),
+                        });
                         with_mounts.insert(max, prepared.clone());
                         prepared
                     }

@@ -25,7 +25,6 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use cuedag_cache::{
     BlobSource, CacheBackend, CacheExport, CacheIndex, CacheSpec, CacheSpecs, Digest, ExportLayer,
@@ -207,25 +206,19 @@ impl LocalBackend {
         }
     }
 
-    /// The export to write for `cache-mounts=true` specs: `export` plus
-    /// every used cache mount packed as a layer (`None` when no spec asks).
-    pub(crate) async fn cache_mounts_export(
+    /// The export to write for a `cache-mounts=true` spec: `export` plus
+    /// every cache mount the session used, packed as a layer (an untouched
+    /// mount is not packed again, so calling this per spec is cheap).
+    pub(crate) async fn with_cache_mounts(
         &self,
-        export: &Arc<CacheExport>,
-    ) -> Result<Option<Arc<CacheExport>>, BackendError> {
-        let (wanted, used) = {
-            let session = self.cache_mounts.lock().await;
-            (session.export, session.used.clone())
-        };
-        if !wanted {
-            return Ok(None);
-        }
+        export: &CacheExport,
+    ) -> Result<CacheExport, BackendError> {
+        let used = self.cache_mounts.lock().await.used.clone();
         let store = self.store.clone();
-        let base = export.clone();
+        let mut export = export.clone();
         super::blocking(move || {
             let blob_store = cuedag_oci::BlobStore::open(store.root())
                 .map_err(|error| failed(format!("opening the blob store: {error}")))?;
-            let mut export = (*base).clone();
             for id in used {
                 let dir = store.cache_mount_path(&id);
                 if is_empty_dir(&dir) {
@@ -248,7 +241,7 @@ impl LocalBackend {
                     }
                 }
             }
-            Ok(Some(Arc::new(export)))
+            Ok(export)
         })
         .await
     }
