@@ -232,7 +232,7 @@ const EXPECTED: &[Expected] = &[
         "go",
         "build",
         "ClientFilesystemRead Pull Exec Exec Copy Exec Copy ClientFilesystemWrite",
-        &[r#"source: "index.docker.io/golang:1.18-alpine""#, r#"args: ["apk", "-U", "--no-cache", "add", "git"]"#, r#"args: ["apk", "-U", "--no-cache", "add", "alpine-sdk"]"#, r#"dest: "/src""#, r#"args: ["go", "build", "-v", "-tags", "", "-ldflags", "", "-o", "/output/", "."]"#, r#"{"go mod cache": {dest: "/root/.cache/go-mod", type: "cache", contents: {id: "go_builder_mod", concurrency: "shared"}}"#, r#""go build cache": {dest: "/root/.cache/go-build", type: "cache", contents: {id: "go_builder_build", concurrency: "shared"}}"#, r#"source: "/output""#],
+        &[r#"source: "index.docker.io/golang:1.18-alpine""#, r#"args: ["apk", "-U", "--no-cache", "add", "git"]"#, r#"args: ["apk", "-U", "--no-cache", "add", "alpine-sdk"]"#, r#"dest: "/src""#, r#"args: ["go", "build", "-v", "-tags", "", "-ldflags", "", "-o", "/output/", "."]"#, r#"{"go mod cache": {contents: {id: "go_builder_mod", concurrency: "shared"}, dest: "/root/.cache/go-mod", type: "cache"}"#, r#""go build cache": {contents: {id: "go_builder_build", concurrency: "shared"}, dest: "/root/.cache/go-build", type: "cache"}"#, r#"source: "/output""#],
     ),
     (
         "go",
@@ -435,7 +435,7 @@ const EXPECTED: &[Expected] = &[
     (
         "services",
         "dockerLoad",
-        "ClientNetwork Pull Export Pull Exec",
+        "ClientNetwork Pull Pull Export Exec",
         &[r#"tag: "example/nginx:latest""#, r#"args: ["load", "-i", "/src/image.tar"]"#],
     ),
 ];
