@@ -15,7 +15,6 @@ use crate::value::{BuiltinError, BuiltinFn, Func, Member, Package, Special, Valu
 mod crypto;
 mod encoding;
 mod json;
-mod legacy_hash;
 mod list;
 mod math;
 mod path;
@@ -43,8 +42,8 @@ static PACKAGES: &[&Package] = &[
     &encoding::HEX,
     &crypto::SHA256,
     &crypto::SHA512,
-    &legacy_hash::MD5,
-    &legacy_hash::SHA1,
+    &crypto::MD5,
+    &crypto::SHA1,
     &time::PACKAGE,
 ];
 

@@ -1,7 +1,28 @@
-//! `crypto/sha256` and `crypto/sha512` (digests are bytes).
+//! `crypto/md5`, `crypto/sha1`, `crypto/sha256` and `crypto/sha512`
+//! (digests are bytes).
 
 use super::{arg_bytes, func, R};
 use crate::value::{Member, Package, Value};
+
+/// `crypto/md5`.
+pub(super) static MD5: Package = Package {
+    path: "crypto/md5",
+    members: &[
+        ("BlockSize", Member::Const(block_64)),
+        ("Size", Member::Const(size_16)),
+        ("Sum", func(1, md5_sum)),
+    ],
+};
+
+/// `crypto/sha1`.
+pub(super) static SHA1: Package = Package {
+    path: "crypto/sha1",
+    members: &[
+        ("BlockSize", Member::Const(block_64)),
+        ("Size", Member::Const(size_20)),
+        ("Sum", func(1, sha1_sum)),
+    ],
+};
 
 /// `crypto/sha256`.
 pub(super) static SHA256: Package = Package {
@@ -31,6 +52,12 @@ pub(super) static SHA512: Package = Package {
     ],
 };
 
+fn size_16() -> Value {
+    Value::Int(16)
+}
+fn size_20() -> Value {
+    Value::Int(20)
+}
 fn size_28() -> Value {
     Value::Int(28)
 }
@@ -54,6 +81,12 @@ fn digest<D: sha2::Digest>(args: &[Value]) -> R {
     Ok(Value::Bytes(D::digest(arg_bytes(args, 0)?).to_vec()))
 }
 
+fn md5_sum(args: &[Value]) -> R {
+    digest::<md5::Md5>(args)
+}
+fn sha1_sum(args: &[Value]) -> R {
+    digest::<sha1::Sha1>(args)
+}
 fn sum224(args: &[Value]) -> R {
     digest::<sha2::Sha224>(args)
 }
@@ -85,6 +118,31 @@ mod tests {
             Value::Bytes(b) => hex::encode(b),
             other => panic!("not bytes: {other:?}"),
         }
+    }
+
+    #[test]
+    fn md5_known_digests() {
+        let md5 = |v: Value| hex_of(call("crypto/md5", "Sum", &[v]).unwrap());
+        assert_eq!(
+            md5(Value::Bytes(vec![])),
+            "d41d8cd98f00b204e9800998ecf8427e"
+        );
+        assert_eq!(md5(s("x")), "9dd4e461268c8034f5c8564e155c67a6");
+        assert_eq!(
+            md5(Value::Bytes(vec![b'a'; 1000])),
+            "cabe45dcc9ae5b66ba86600cca6b8ba8"
+        );
+    }
+
+    #[test]
+    fn sha1_known_digests() {
+        let sha1 = |v: Value| hex_of(call("crypto/sha1", "Sum", &[v]).unwrap());
+        assert_eq!(
+            sha1(Value::Bytes(vec![])),
+            "da39a3ee5e6b4b0d3255bfef95601890afd80709"
+        );
+        assert_eq!(sha1(s("x")), "11f6ad8ec52a2984abaafd7c3b516503785c2072");
+        assert_eq!(sha1(s("abc")), "a9993e364706816aba3e25717850c26c9cd0d89d");
     }
 
     #[test]
