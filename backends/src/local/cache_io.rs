@@ -32,8 +32,7 @@ use std::sync::{Arc, PoisonError};
 
 use cuedag_cache::{
     BlobSource, CacheBackend, CacheExport, CacheIndex, CacheSpec, Digest, ExportLayer,
-    ExportRecord, ImportSelector, LayerDescriptor, LocalCache, LocalImport, Mode, StepHit,
-    StepResult,
+    ExportRecord, LayerDescriptor, LocalCache, LocalImport, Mode, StepHit, StepResult,
 };
 use cuedag_evaluator::plan::{FsRef, TaskValue};
 use serde::{Deserialize, Serialize};
@@ -49,6 +48,9 @@ use crate::BackendError;
 #[derive(Debug, Default)]
 pub(crate) struct CacheSession {
     imports: Vec<Source>,
+    /// The imports whose spec has `cache-mounts=true` (restored from by
+    /// `cache_mounts.rs`).
+    mount_imports: Vec<Source>,
     exports: Vec<CacheSpec>,
     /// The tag of a `type=local` export that gives none (from the action).
     export_tag: String,
@@ -82,7 +84,7 @@ fn fs_ids(value: &TaskValue) -> BTreeSet<String> {
 
 /// An imported cache.
 #[derive(Clone)]
-enum Source {
+pub(crate) enum Source {
     Local(LocalImport, PathBuf),
     Registry(Arc<RemoteCache>, Arc<CacheIndex>),
 }
@@ -100,7 +102,7 @@ impl std::fmt::Debug for Source {
 }
 
 impl Source {
-    fn index(&self) -> &CacheIndex {
+    pub(crate) fn index(&self) -> &CacheIndex {
         match self {
             Source::Local(import, _) => import.index(),
             Source::Registry(_, index) => index,
@@ -158,18 +160,12 @@ impl CacheSession {
         for spec in &specs.from {
             match &spec.backend {
                 CacheBackend::Local(local) => {
-                    let selector = match (&local.digest, &local.tag) {
-                        (Some(digest), _) => ImportSelector::Digest(digest.clone()),
-                        (None, Some(tag)) => ImportSelector::Tag(tag.clone()),
-                        (None, None) => ImportSelector::All,
-                    };
+                    let selector = local.import_selector();
                     let dir = local.path.clone();
                     let import =
                         super::blocking(move || Ok(LocalCache::new(&dir).import(&selector)))
                             .await?;
-                    session
-                        .imports
-                        .push(Source::Local(import, local.path.clone()));
+                    session.add_import(spec, Source::Local(import, local.path.clone()));
                 }
                 CacheBackend::Registry(_) => {
                     let remote = cuedag_oci::BlobStore::open(store.root())
@@ -178,9 +174,10 @@ impl CacheSession {
                     match remote {
                         Ok(remote) => {
                             let index = remote.import().await;
-                            session
-                                .imports
-                                .push(Source::Registry(Arc::new(remote), Arc::new(index)));
+                            session.add_import(
+                                spec,
+                                Source::Registry(Arc::new(remote), Arc::new(index)),
+                            );
                         }
                         Err(error) => spec_failure(spec, error.to_string())?,
                     }
@@ -203,6 +200,18 @@ impl CacheSession {
             }
         }
         Ok(session)
+    }
+
+    fn add_import(&mut self, spec: &CacheSpec, source: Source) {
+        if spec.cache_mounts {
+            self.mount_imports.push(source.clone());
+        }
+        self.imports.push(source);
+    }
+
+    /// The imported caches to restore cache mounts from.
+    pub(crate) fn mount_imports(&self) -> Vec<Source> {
+        self.mount_imports.clone()
     }
 
     /// Whether there is anything to import or export.

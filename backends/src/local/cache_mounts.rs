@@ -15,8 +15,8 @@
 //! since it was last packed reuses that blob (`<store>/packed/mount-*.json`),
 //! so an unchanged export costs a `stat` per file, not a repack.
 //!
-//! Import: the `--cache-from` specs with `cache-mounts=true` are opened at
-//! `prepare` (their index only). Just before an exec runs, each of its cache
+//! Import: of the `--cache-from` caches the cache session opened at
+//! `prepare` (their index only), those with `cache-mounts=true` are kept. Just before an exec runs, each of its cache
 //! mounts that is absent or empty in the store is restored from the first
 //! cache that has it: the blob is fetched and verified, extracted into a
 //! temporary directory, and renamed into place under the mount's exclusive
@@ -27,8 +27,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use cuedag_cache::{
-    BlobSource, CacheBackend, CacheExport, CacheIndex, CacheSpec, CacheSpecs, Digest, ExportLayer,
-    ExportMount, LayerDescriptor, LocalCache, LocalImport,
+    BlobSource, CacheExport, CacheSpecs, Digest, ExportLayer, ExportMount, LayerDescriptor,
 };
 use cuedag_evaluator::plan::TaskValue;
 use fs4::fs_std::FileExt;
@@ -36,31 +35,17 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use std::os::unix::fs::MetadataExt;
 
+use super::cache_io::Source;
 use super::store::{write_atomic, Store};
 use super::{failed, opt_str, LocalBackend};
-use crate::remote_cache::RemoteCache;
 use crate::BackendError;
-
-/// A cache opened for its cache mounts.
-enum MountSource {
-    Local(LocalImport),
-    Registry(Box<RemoteCache>, CacheIndex),
-}
-
-impl MountSource {
-    fn index(&self) -> &CacheIndex {
-        match self {
-            MountSource::Local(import) => import.index(),
-            MountSource::Registry(_, index) => index,
-        }
-    }
-}
 
 /// The cache-mount state of one session.
 #[derive(Default)]
 pub(crate) struct MountSession {
-    /// Caches to restore mounts from (`--cache-from ...,cache-mounts=true`).
-    sources: Vec<MountSource>,
+    /// Caches to restore mounts from (`--cache-from ...,cache-mounts=true`,
+    /// as the cache session opened them).
+    sources: Vec<Source>,
     /// Whether some `--cache-to` has `cache-mounts=true`.
     export: bool,
     /// Ids of the cache mounts the session's execs named.
@@ -80,50 +65,19 @@ impl std::fmt::Debug for MountSession {
 }
 
 impl MountSession {
-    /// Opens the `--cache-from` specs with `cache-mounts=true`. Never fails:
-    /// a cache that cannot be opened is a warning.
-    pub(crate) async fn open(specs: &CacheSpecs, store: &Store) -> MountSession {
-        let mut session = MountSession {
+    /// The mount state for `specs`, restoring from `sources`: the
+    /// `--cache-from` caches with `cache-mounts=true` that the cache
+    /// session opened (see `CacheSession::mount_imports`).
+    pub(crate) fn new(specs: &CacheSpecs, sources: Vec<Source>) -> MountSession {
+        MountSession {
             export: specs.to.iter().any(|spec| spec.cache_mounts),
+            sources,
             ..MountSession::default()
-        };
-        for spec in specs.from.iter().filter(|spec| spec.cache_mounts) {
-            match open_source(spec, store).await {
-                Ok(Some(source)) => session.sources.push(source),
-                Ok(None) => {}
-                Err(error) => {
-                    tracing::warn!("{}: cache mounts not imported: {error}", spec.source_name())
-                }
-            }
         }
-        session
     }
 
     fn active(&self) -> bool {
         self.export || !self.sources.is_empty()
-    }
-}
-
-async fn open_source(spec: &CacheSpec, store: &Store) -> Result<Option<MountSource>, String> {
-    match &spec.backend {
-        CacheBackend::Local(local) => {
-            let selector = local.import_selector();
-            let dir = local.path.clone();
-            let import =
-                tokio::task::spawn_blocking(move || LocalCache::new(dir).import(&selector))
-                    .await
-                    .map_err(|error| error.to_string())?;
-            Ok(Some(MountSource::Local(import)))
-        }
-        CacheBackend::Registry(_) => {
-            let blobs =
-                cuedag_oci::BlobStore::open(store.root()).map_err(|error| error.to_string())?;
-            let remote =
-                RemoteCache::from_spec_env(spec, blobs).map_err(|error| error.to_string())?;
-            let index = remote.import().await;
-            Ok(Some(MountSource::Registry(Box::new(remote), index)))
-        }
-        CacheBackend::Gha(_) => Ok(None),
     }
 }
 
@@ -368,13 +322,13 @@ fn pack_mount(
 /// (with a warning) if it cannot.
 async fn restore(
     store: &Store,
-    source: &MountSource,
+    source: &Source,
     id: &str,
     layer: &LayerDescriptor,
     dir: &Path,
 ) -> bool {
     let blob: Box<dyn std::io::Read + Send> = match source {
-        MountSource::Local(import) => {
+        Source::Local(import, _) => {
             let import = import.clone();
             let layer = layer.clone();
             let path = tokio::task::spawn_blocking(move || import.verified_blob_path(&layer))
@@ -386,7 +340,7 @@ async fn restore(
                 _ => return false,
             }
         }
-        MountSource::Registry(remote, _) => match remote.fetch_layer(layer).await {
+        Source::Registry(remote, _) => match remote.fetch_layer(layer).await {
             Some(bytes) => Box::new(std::io::Cursor::new(bytes)),
             None => return false,
         },

@@ -512,12 +512,12 @@ impl Backend for LocalBackend {
         Box::pin(async move {
             let cache_session =
                 cache_io::CacheSession::open(&options.cache, &self.store, &options.action).await?;
+            *self.cache_mounts.lock().await =
+                cache_mounts::MountSession::new(&options.cache, cache_session.mount_imports());
             *self
                 .cache_session
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner) = cache_session;
-            *self.cache_mounts.lock().await =
-                cache_mounts::MountSession::open(&options.cache, &self.store).await;
             let store = self.store.clone();
             let lock = blocking(move || store.lock_shared()).await?;
             *self
