@@ -459,7 +459,6 @@ impl LocalBackend {
                 "layer {} of a cached `{task_type}` step is not available; running the step again",
                 &name[..name.len().min(12)]
             );
-            tracing::warn!("{message}");
             context.log(Level::Warn, &message);
             self.rebuild_from(name, &task_type, &inputs, &outputs, context)
                 .await
