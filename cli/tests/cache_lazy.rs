@@ -21,35 +21,12 @@ use common::*;
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn require_services() -> String {
-    let addr = std::env::var("CUEDAG_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".into());
-    let mirrors = std::env::var("CUEDAG_REGISTRY_MIRRORS").unwrap_or_default();
-    assert!(
-        mirrors.contains("docker.io="),
-        "CUEDAG_REGISTRY_MIRRORS does not point docker.io at the local registry: run `scripts/services up` then `source .ci/state/env`"
-    );
-    assert!(
-        std::net::TcpStream::connect(&addr).is_ok(),
-        "no registry listening at {addr}: start it with `scripts/services up` (then `source .ci/state/env`)"
-    );
-    addr
-}
+use std::process::Output;
 
 fn do_build(project: &Path, store: &Path, flags: &[&str]) -> Output {
-    let mut command = Command::new(bin());
-    command
-        .current_dir(project)
-        .args(["do", "build", "--log-format", "plain"])
-        .args(flags);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("DAGGER_") {
-            command.env_remove(key);
-        }
-    }
-    command.env("CUEDAG_STORE", store);
-    let output = command.output().unwrap();
+    let mut args = vec!["do", "build", "--log-format", "plain"];
+    args.extend_from_slice(flags);
+    let output = run_with_store(project, store, &args, &[]);
     assert_exit(&output, 0);
     output
 }
@@ -62,11 +39,6 @@ const STEPS: &[&str] = &[
     "actions.build.container._exec",
     "actions.build.container.export._directories.\"/output\"._subdir._copy",
 ];
-
-fn cached(log: &str, task: &str) -> bool {
-    let needle = format!(" {task} | CACHED");
-    log.lines().any(|line| line.ends_with(&needle))
-}
 
 /// The blob digests of the Go image's layers, from the lazy-layer records
 /// `#Pull` wrote in `store`.

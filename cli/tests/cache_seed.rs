@@ -39,58 +39,6 @@ use std::time::{Duration, Instant};
 // ---------------------------------------------------------------------------
 // Services and helpers.
 
-fn require_services() -> String {
-    let mirrors = std::env::var("CUEDAG_REGISTRY_MIRRORS").unwrap_or_default();
-    assert!(
-        mirrors.contains("docker.io="),
-        "the stand-in images are not configured: run `scripts/services up` and \
-         `source .ci/state/env` (as .ci/run does) before the tests"
-    );
-    let addr = std::env::var("CUEDAG_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".into());
-    assert!(
-        std::net::TcpStream::connect(&addr).is_ok(),
-        "no registry listening at {addr}: start it with `scripts/services up` \
-         (then `source .ci/state/env`)"
-    );
-    addr
-}
-
-/// A name no other test or run uses.
-fn unique(what: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{what}-{}-{nanos}", std::process::id())
-}
-
-/// Runs `cuedag ARGS` in `project` over the store `store`, plain logs.
-fn cuedag(project: &Path, store: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let store = store.display().to_string();
-    let mut all_env = vec![("CUEDAG_STORE", store.as_str())];
-    all_env.extend_from_slice(env);
-    run_in_env(project, args, &all_env)
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "exit: {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        stdout(output),
-        stderr(output)
-    )
-}
-
-fn assert_ok(output: &Output) {
-    assert!(output.status.success(), "{}", text(output));
-}
-
-/// Log lines of one task (`<time> <LEVEL> <task> | <message>`).
-fn task_lines<'a>(log: &'a str, task: &str) -> Vec<&'a str> {
-    let needle = format!(" {task} | ");
-    log.lines().filter(|line| line.contains(&needle)).collect()
-}
-
 /// The step tasks (execs and copies) that started in this run.
 fn steps(log: &str) -> BTreeSet<String> {
     log.lines()
@@ -253,7 +201,7 @@ fn seed() -> &'static Seed {
         std::fs::create_dir_all(&project).unwrap();
         copy_dir(&fixtures().join("go-hello"), &project);
         let dest = format!("type=local,mode=max,dest={}", cache.display());
-        let cold = cuedag(&project, &store, &["do", "build", "--cache-to", &dest], &[]);
+        let cold = run_with_store(&project, &store, &["do", "build", "--cache-to", &dest], &[]);
         assert_ok(&cold);
         let log = stderr(&cold);
         assert!(compiled(&log, "example.com/hello/greet"), "{log}");
@@ -280,7 +228,7 @@ fn local_export_then_import_into_an_empty_store_runs_no_step() {
     let project = go_hello();
     let store = tempfile::tempdir().unwrap();
     let src = format!("type=local,src={}", cache.path().display());
-    let warm = cuedag(
+    let warm = run_with_store(
         project.path(),
         store.path(),
         &["do", "build", "--cache-from", &src],
@@ -306,7 +254,7 @@ fn registry_export_then_import_into_an_empty_store_runs_no_step() {
     let reference = format!("{addr}/cuedag-test/{}/cache", unique("seed"));
     let to = format!("type=registry,mode=max,ref={reference}");
     let from = format!("type=registry,ref={reference}");
-    let export = cuedag(
+    let export = run_with_store(
         &seed.project,
         &seed.store,
         &["do", "build", "--cache-to", &to],
@@ -316,7 +264,7 @@ fn registry_export_then_import_into_an_empty_store_runs_no_step() {
 
     let project = go_hello();
     let store = tempfile::tempdir().unwrap();
-    let import = cuedag(
+    let import = run_with_store(
         project.path(),
         store.path(),
         &["do", "build", "--cache-to", &to, "--cache-from", &from],
@@ -361,7 +309,7 @@ fn two_actions_exporting_to_one_dir_keep_both_entries_and_share_blobs() {
     let cache = tempfile::tempdir().unwrap();
     let dest = format!("type=local,mode=max,dest={}", cache.path().display());
 
-    let first = cuedag(
+    let first = run_with_store(
         project.path(),
         &seed.store,
         &["do", "build", "--cache-to", &dest],
@@ -385,7 +333,7 @@ fn two_actions_exporting_to_one_dir_keep_both_entries_and_share_blobs() {
     };
     let build_mtimes = mtimes(&build_blobs);
 
-    let second = cuedag(
+    let second = run_with_store(
         project.path(),
         &seed.store,
         &["do", "hello2", "--cache-to", &dest],
@@ -436,7 +384,7 @@ fn unchanged_rerun_with_cache_to_adds_no_blob() {
     let before = blobs(cache.path());
     let index_before = std::fs::read(cache.path().join("index.json")).unwrap();
     let dest = format!("type=local,mode=max,dest={}", cache.path().display());
-    let rerun = cuedag(
+    let rerun = run_with_store(
         &seed.project,
         &seed.store,
         &["do", "build", "--cache-to", &dest],
@@ -491,7 +439,7 @@ fn corrupt_blob_warns_and_rebuilds() {
     let store = tempfile::tempdir().unwrap();
     let from = format!("type=local,src={}", cache.path().display());
     // Through the environment, as in the guide's GitHub Actions example.
-    let import = cuedag(
+    let import = run_with_store(
         project.path(),
         store.path(),
         &["do", "build"],
@@ -587,7 +535,7 @@ fn kill_during_export_leaves_the_previous_cache_importable() {
     let project = go_hello();
     let store = tempfile::tempdir().unwrap();
     let from = format!("type=local,src={}", cache.path().display());
-    let import = cuedag(
+    let import = run_with_store(
         project.path(),
         store.path(),
         &["do", "build", "--cache-from", &from],
@@ -600,7 +548,7 @@ fn kill_during_export_leaves_the_previous_cache_importable() {
         seed.hello
     );
     // And the directory takes the next export.
-    let again = cuedag(
+    let again = run_with_store(
         changed.path(),
         &seed.store,
         &["do", "build", "--cache-to", &dest],
@@ -625,7 +573,7 @@ fn cache_mounts_make_a_changed_source_build_incrementally_on_an_empty_store() {
         "type=local,mode=max,dest={},cache-mounts=true",
         cache.path().display()
     );
-    let export = cuedag(
+    let export = run_with_store(
         &seed.project,
         &seed.store,
         &["do", "build", "--cache-to", &dest],
@@ -667,7 +615,7 @@ fn cache_mounts_make_a_changed_source_build_incrementally_on_an_empty_store() {
         "type=local,src={},cache-mounts=true",
         cache.path().display()
     );
-    let import = cuedag(
+    let import = run_with_store(
         project.path(),
         store.path(),
         &["do", "build", "--cache-from", &from],
@@ -754,7 +702,7 @@ fn bad_specs_fail_naming_the_flag_and_the_key() {
     for (flags, env, source, key) in cases {
         let mut args = vec!["do", "build"];
         args.extend_from_slice(flags);
-        let output = cuedag(project.path(), store.path(), &args, env);
+        let output = run_with_store(project.path(), store.path(), &args, env);
         assert_exit(&output, 1);
         let message = stderr(&output);
         assert!(
@@ -859,7 +807,7 @@ fn secrets_are_absent_from_the_exported_cache_and_the_log() {
     let name = format!("cuedag-test/{}/cache", unique("secret"));
     let dest = format!("type=local,mode=max,dest={}", cache.path().display());
     let to_registry = format!("type=registry,mode=max,ref={addr}/{name}");
-    let run = cuedag(
+    let run = run_with_store(
         project.path(),
         store.path(),
         &["do", "use", "--cache-to", &dest],

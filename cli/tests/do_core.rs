@@ -57,44 +57,9 @@ impl Project {
 
 /// Fails, saying how to start them, when the registry and stand-in images
 /// are not configured.
-fn require_services() -> String {
-    assert!(
-        std::env::var("CUEDAG_REGISTRY_MIRRORS").is_ok(),
-        "the stand-in images are not configured: run `scripts/services up` and \
-         `source .ci/state/env` (as .ci/run does) before the tests"
-    );
-    std::env::var("CUEDAG_TEST_REGISTRY").unwrap_or_else(|_| {
-        panic!(
-            "CUEDAG_TEST_REGISTRY is not set: `source .ci/state/env` after `scripts/services up`"
-        )
-    })
-}
-
-/// A name unique to this test run (registry repositories, cache ids).
-fn nonce() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{}-{nanos}", std::process::id())
-}
-
 fn json_out(output: &Output) -> serde_json::Value {
     serde_json::from_str(&stdout(output))
         .unwrap_or_else(|error| panic!("{error}: {}", text(output)))
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "exit: {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        stdout(output),
-        stderr(output)
-    )
-}
-
-fn assert_ok(output: &Output) {
-    assert!(output.status.success(), "{}", text(output));
 }
 
 /// Asserts a failed run whose stderr contains every one of `needles`.
@@ -663,7 +628,7 @@ fn push_then_pull_round_trip_and_resolve_modes() {
     let registry = require_services();
     let project = Project::new();
     project.write("plan.cue", REGISTRY_PLAN);
-    let nonce = nonce();
+    let nonce = unique("core");
     let dest = format!("{registry}/cuedag-test/core-e2e:t{nonce}");
     let with = format!("actions: params: {{dest: \"{dest}\", nonce: \"{nonce}\"}}");
     let push = project.run(&["do", "push", "--output-format", "json", "--with", &with]);
@@ -835,7 +800,7 @@ fn exec_mounts_and_secrets() {
     let socket_path = project.path().join("app.sock");
     let listener = std::os::unix::net::UnixListener::bind(&socket_path).unwrap();
     std::thread::spawn(move || for _ in listener.incoming() {});
-    let nonce = nonce();
+    let nonce = unique("core");
     project.write(
         "plan.cue",
         &mounts_plan(&socket_path.to_string_lossy(), &format!("e2e-{nonce}")),

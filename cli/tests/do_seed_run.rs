@@ -17,32 +17,12 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn do_build(project: &Path, store: &Path) -> Output {
-    let mut command = Command::new(bin());
-    command
-        .current_dir(project)
-        .args(["do", "build", "--log-format", "plain"]);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("DAGGER_") {
-            command.env_remove(key);
-        }
-    }
-    command.env("CUEDAG_STORE", store);
-    command.output().unwrap()
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "exit: {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
+    run_with_store(
+        project,
+        store,
+        &["do", "build", "--log-format", "plain"],
+        &[],
     )
-}
-
-/// Log lines of one task (`<time> <LEVEL> <task> | <message>`).
-fn task_lines<'a>(log: &'a str, task: &str) -> Vec<&'a str> {
-    let needle = format!(" {task} | ");
-    log.lines().filter(|line| line.contains(&needle)).collect()
 }
 
 fn ran_go_build(log: &str) -> bool {
@@ -51,12 +31,6 @@ fn ran_go_build(log: &str) -> bool {
         .any(|line| {
             line.ends_with("| example.com/hello/greet") || line.ends_with("| example.com/hello")
         })
-}
-
-fn cached(log: &str, task: &str) -> bool {
-    task_lines(log, task)
-        .iter()
-        .any(|line| line.ends_with("| CACHED"))
 }
 
 fn run_binary(path: &Path) -> String {

@@ -25,25 +25,11 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn run_action(project: &Path, store: &Path, action: &str) -> Output {
-    let mut command = Command::new(bin());
-    command
-        .current_dir(project)
-        .args(["do", action, "--log-format", "plain"]);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("DAGGER_") {
-            command.env_remove(key);
-        }
-    }
-    command.env("CUEDAG_STORE", store);
-    command.output().unwrap()
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "exit: {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
+    run_with_store(
+        project,
+        store,
+        &["do", action, "--log-format", "plain"],
+        &[],
     )
 }
 
