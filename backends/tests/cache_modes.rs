@@ -8,25 +8,15 @@
 mod local_common;
 
 use std::path::Path;
-use std::sync::Arc;
 
-use cuedag_backends::{Backend, SessionOptions};
-use cuedag_cache::spec::CacheSpecs;
+use cuedag_backends::Backend;
 use cuedag_evaluator::plan::{FsRef, TaskValue};
 use local_common::{listing, out, s, Harness};
 
 async fn begin(h: &mut Harness, to: &[String], from: &[String]) {
-    let no_env = |_: &str| None;
-    let options = SessionOptions {
-        workdir: h.work.path().to_path_buf(),
-        cache_to: to.to_vec(),
-        cache_from: from.to_vec(),
-        cache: CacheSpecs::from_args(to, from, &no_env).unwrap(),
-        action: vec!["build".into()],
-        ..SessionOptions::default()
-    };
-    h.context.session = Arc::new(options.clone());
-    h.backend.prepare(&options).await.unwrap();
+    let mut options = h.cache_options(to, from);
+    options.action = vec!["build".into()];
+    h.prepare(options).await;
 }
 
 /// Three steps: `/app/bin` (intermediate), a file in it (intermediate),

@@ -9,41 +9,14 @@
 mod local_common;
 
 use std::path::Path;
-use std::sync::Arc;
 
-use cuedag_backends::{Backend, SessionOptions};
-use cuedag_cache::spec::CacheSpecs;
+use cuedag_backends::Backend;
 use cuedag_evaluator::plan::{FsRef, TaskValue};
-use local_common::{listing, out, s, Harness};
-
-fn require_registry() {
-    let addr = std::env::var("CUEDAG_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".into());
-    let mirrors = std::env::var("CUEDAG_REGISTRY_MIRRORS").unwrap_or_default();
-    assert!(
-        mirrors.contains("docker.io="),
-        "CUEDAG_REGISTRY_MIRRORS does not point docker.io at the local registry: run `scripts/services up` then `source .ci/state/env`"
-    );
-    assert!(
-        std::net::TcpStream::connect(&addr).is_ok(),
-        "no registry listening at {addr}: start it with `scripts/services up` (then `source .ci/state/env`)"
-    );
-}
-
-fn options(h: &Harness, to: &[String], from: &[String]) -> SessionOptions {
-    let no_env = |_: &str| None;
-    SessionOptions {
-        workdir: h.work.path().to_path_buf(),
-        cache_to: to.to_vec(),
-        cache_from: from.to_vec(),
-        cache: CacheSpecs::from_args(to, from, &no_env).unwrap(),
-        ..SessionOptions::default()
-    }
-}
+use local_common::{listing, out, require_registry, s, Harness};
 
 async fn begin(h: &mut Harness, to: &[String], from: &[String]) {
-    let options = options(h, to, from);
-    h.context.session = Arc::new(options.clone());
-    h.backend.prepare(&options).await.unwrap();
+    let options = h.cache_options(to, from);
+    h.prepare(options).await;
 }
 
 fn blob_count(dir: &Path) -> usize {
@@ -128,10 +101,9 @@ async fn two_actions_keep_their_own_entries_and_share_blobs() {
         if action == "test" {
             h = h.rerun();
         }
-        let mut options = options(&h, &to, &[]);
+        let mut options = h.cache_options(&to, &[]);
         options.action = vec![action.to_string()];
-        h.context.session = Arc::new(options.clone());
-        h.backend.prepare(&options).await.unwrap();
+        h.prepare(options).await;
         fs_build(&h).await;
         h.backend.finish().await.unwrap();
         counts.push(blob_count(cache.path()));

@@ -5,20 +5,7 @@
 mod local_common;
 
 use cuedag_evaluator::plan::{FsRef, TaskValue};
-use local_common::{out, s, Harness};
-
-fn require_registry() {
-    let addr = std::env::var("CUEDAG_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".into());
-    let mirrors = std::env::var("CUEDAG_REGISTRY_MIRRORS").unwrap_or_default();
-    assert!(
-        mirrors.contains("docker.io="),
-        "CUEDAG_REGISTRY_MIRRORS does not point docker.io at the local registry: run `scripts/services up` then `source .ci/state/env`"
-    );
-    assert!(
-        std::net::TcpStream::connect(&addr).is_ok(),
-        "no registry listening at {addr}: start it with `scripts/services up` (then `source .ci/state/env`)"
-    );
-}
+use local_common::{out, require_registry, s, Harness};
 
 fn nonce() -> String {
     format!(

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use cuedag_backends::events::{Event, EventKind};
 use cuedag_backends::local::LocalBackend;
 use cuedag_backends::{Backend, Progress, SessionOptions, TaskContext, TaskRequest};
+use cuedag_cache::spec::CacheSpecs;
 use cuedag_evaluator::plan::{CuePath, Declared, DeclaredKind, TaskValue};
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -71,6 +72,25 @@ impl Harness {
             ..SessionOptions::default()
         });
         next
+    }
+
+    /// Session options with these `--cache-to` / `--cache-from` flags.
+    pub fn cache_options(&self, to: &[String], from: &[String]) -> SessionOptions {
+        let no_env = |_: &str| None;
+        SessionOptions {
+            workdir: self.work.path().to_path_buf(),
+            cache_to: to.to_vec(),
+            cache_from: from.to_vec(),
+            cache: CacheSpecs::from_args(to, from, &no_env).unwrap(),
+            ..SessionOptions::default()
+        }
+    }
+
+    /// Starts a session with `options`, as `cuedag do` does before its
+    /// first task.
+    pub async fn prepare(&mut self, options: SessionOptions) {
+        self.context.session = Arc::new(options.clone());
+        self.backend.prepare(&options).await.unwrap();
     }
 
     pub fn no_cache(&mut self) {
@@ -190,4 +210,19 @@ pub fn s(text: &str) -> TaskValue {
 
 pub fn out(value: &TaskValue) -> TaskValue {
     value.get("output").unwrap().clone()
+}
+
+/// The registry and stand-in images the image-pulling tests need, started
+/// by `scripts/services up` (as `.ci/run` does).
+pub fn require_registry() {
+    let addr = std::env::var("CUEDAG_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".into());
+    let mirrors = std::env::var("CUEDAG_REGISTRY_MIRRORS").unwrap_or_default();
+    assert!(
+        mirrors.contains("docker.io="),
+        "CUEDAG_REGISTRY_MIRRORS does not point docker.io at the local registry: run `scripts/services up` then `source .ci/state/env`"
+    );
+    assert!(
+        std::net::TcpStream::connect(&addr).is_ok(),
+        "no registry listening at {addr}: start it with `scripts/services up` (then `source .ci/state/env`)"
+    );
 }
