@@ -3,6 +3,8 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use serde::{Deserialize, Serialize};
+
 /// A string that must never be logged, printed or stored.
 ///
 /// Its `Debug` and `Display` print `***`; read it with [`SecretString::expose`].
@@ -46,7 +48,7 @@ impl From<&str> for SecretString {
 }
 
 /// How concurrent users of one cache directory share it (`#CacheDir.concurrency`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum CacheSharing {
     /// Every user mounts the same directory at the same time.
     #[default]
@@ -59,7 +61,7 @@ pub enum CacheSharing {
 }
 
 /// The network an exec sees.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum Network {
     /// The host's network (what Dagger execs get).
     #[default]
@@ -71,7 +73,12 @@ pub enum Network {
 /// One mount of an exec (`core.#Mount`). Every `dest` is an absolute path
 /// inside the root filesystem; symlinks on the way are resolved inside the
 /// root filesystem, never on the host.
-#[derive(Clone, Debug)]
+///
+/// Serialisable (a debugging record of an exec, see the local backend's
+/// `CUEDAG_DEBUG_EXEC_SPECS`), except [`Mount::Secret`]: serialising it is
+/// an error, so a secret cannot end up in such a record.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
 pub enum Mount {
     /// A persistent host directory (keyed by cache id by the caller).
     Cache {
@@ -90,6 +97,7 @@ pub enum Mount {
     },
     /// A secret as a read-only file, created in a private directory on a
     /// memory file system and removed afterwards.
+    #[serde(skip)]
     Secret {
         /// Mount point (a file).
         dest: String,
@@ -150,8 +158,9 @@ impl Mount {
 ///
 /// The root filesystem is `lowers` (overlayfs-format layer directories,
 /// bottom first) plus `upper`, a fresh empty directory that receives every
-/// change: after the run, `upper` is the exec's diff.
-#[derive(Clone, Debug)]
+/// change: after the run, `upper` is the exec's diff. Serialisable
+/// without its secrets (`secret_env` is skipped, a secret mount refuses).
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ExecSpec {
     /// Layer directories, bottom first. May be empty (a scratch root).
     pub lowers: Vec<PathBuf>,
@@ -164,6 +173,7 @@ pub struct ExecSpec {
     /// Environment variables, in order.
     pub env: Vec<(String, String)>,
     /// Secret environment variables: never logged, never in any argv.
+    #[serde(skip)]
     pub secret_env: Vec<(String, SecretString)>,
     /// Working directory inside the container (created if missing).
     pub workdir: String,
@@ -257,5 +267,46 @@ mod tests {
         let secret = SecretString::new("hunter2");
         assert_eq!(format!("{secret:?} {secret}"), "*** ***");
         assert_eq!(secret.expose(), "hunter2");
+    }
+
+    #[test]
+    fn a_serialised_spec_holds_no_secret() {
+        let mut spec = ExecSpec::new(
+            vec![PathBuf::from("/layers/a")],
+            PathBuf::from("/upper"),
+            PathBuf::from("/work"),
+            vec!["go".into(), "build".into()],
+        );
+        spec.secret_env
+            .push(("TOKEN".into(), SecretString::new("hunter2")));
+        spec.mounts.push(Mount::Cache {
+            dest: "/root/.cache".into(),
+            host_dir: PathBuf::from("/store/cache"),
+            sharing: CacheSharing::Locked,
+        });
+        let text = serde_json::to_string(&spec).unwrap();
+        assert!(
+            !text.contains("hunter2") && !text.contains("TOKEN"),
+            "{text}"
+        );
+        let back: ExecSpec = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.args, spec.args);
+        assert!(back.secret_env.is_empty());
+        assert!(matches!(
+            &back.mounts[..],
+            [Mount::Cache {
+                sharing: CacheSharing::Locked,
+                ..
+            }]
+        ));
+
+        spec.mounts.push(Mount::Secret {
+            dest: "/run/secret".into(),
+            contents: SecretString::new("hunter2"),
+            uid: 0,
+            gid: 0,
+            mode: 0o400,
+        });
+        assert!(serde_json::to_string(&spec).is_err());
     }
 }

@@ -232,73 +232,13 @@ fn record_spec(spec: &ExecSpec) {
     let Some(path) = std::env::var_os(DEBUG_EXEC_SPECS) else {
         return;
     };
-    let has_secret = !spec.secret_env.is_empty()
-        || spec
-            .mounts
-            .iter()
-            .any(|mount| matches!(mount, Mount::Secret { .. }));
-    if has_secret {
+    if !spec.secret_env.is_empty() {
         return;
     }
-    let paths = |paths: &[std::path::PathBuf]| -> Vec<String> {
-        paths.iter().map(|p| p.display().to_string()).collect()
+    // A secret mount refuses to serialise, so such an exec is not recorded.
+    let Ok(line) = serde_json::to_string(spec) else {
+        return;
     };
-    let mounts: Vec<serde_json::Value> = spec
-        .mounts
-        .iter()
-        .filter_map(|mount| match mount {
-            Mount::Cache {
-                dest,
-                host_dir,
-                sharing,
-            } => Some(serde_json::json!({
-                "type": "cache",
-                "dest": dest,
-                "host_dir": host_dir.display().to_string(),
-                "sharing": format!("{sharing:?}"),
-            })),
-            Mount::Tmp { dest } => Some(serde_json::json!({"type": "tmp", "dest": dest})),
-            Mount::Socket { dest, host_path } => Some(serde_json::json!({
-                "type": "socket",
-                "dest": dest,
-                "host_path": host_path.display().to_string(),
-            })),
-            Mount::Fs {
-                dest,
-                lowers,
-                source_subpath,
-                readonly,
-            } => Some(serde_json::json!({
-                "type": "fs",
-                "dest": dest,
-                "lowers": paths(lowers),
-                "source": source_subpath,
-                "readonly": readonly,
-            })),
-            Mount::File {
-                dest,
-                contents,
-                mode,
-            } => Some(serde_json::json!({
-                "type": "file",
-                "dest": dest,
-                "contents": contents,
-                "mode": mode,
-            })),
-            Mount::Secret { .. } => None,
-        })
-        .collect();
-    let line = serde_json::json!({
-        "lowers": paths(&spec.lowers),
-        "args": spec.args,
-        "env": spec.env,
-        "workdir": spec.workdir,
-        "user": spec.user,
-        "hosts": spec.hosts,
-        "mounts": mounts,
-        "network": format!("{:?}", spec.network),
-        "hostname": spec.hostname,
-    });
     let file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
