@@ -25,7 +25,9 @@ pub type VId = u32;
 /// Most nested vertex evaluations before reporting an error.
 const MAX_DEPTH: u32 = 100;
 /// Most nested reference expansions into one vertex.
-const MAX_EXPAND_DEPTH: u32 = 100;
+const MAX_EXPAND_DEPTH: u32 = 2000;
+/// Deepest nesting of a value made concrete for a builtin (as export's).
+const MAX_VALUE_DEPTH: u32 = 300;
 /// Most combinations of disjunction arms evaluated for one vertex.
 const MAX_COMBOS: usize = 512;
 
@@ -438,6 +440,9 @@ struct Builder {
     groups: Vec<LitGroup>,
     patterns: Vec<(Rc<E>, Rc<E>, Env, CI)>,
     expanding: Vec<VId>,
+    /// The members of a deep `expanding` stack, for O(1) membership tests
+    /// (filled only past `EXPANDING_SET_FROM` entries).
+    expanding_set: std::collections::HashSet<VId>,
     incomplete: Option<Rc<Bottom>>,
     cycle: Option<Rc<Bottom>>,
     deferred: Vec<(Rc<E>, Env, CI)>,
@@ -446,6 +451,41 @@ struct Builder {
     /// literals were added (CUE's `Vertex.Structs`): the export field order
     /// is a merge of these lists.
     fronts: Vec<(Rc<StructLit>, Vec<Label>)>,
+}
+
+/// Depth of the `expanding` stack from which membership uses the set.
+const EXPANDING_SET_FROM: usize = 32;
+
+impl Builder {
+    /// Whether `w`'s conjuncts are being added (a reference cycle).
+    fn is_expanding(&self, w: VId) -> bool {
+        if self.expanding.len() > EXPANDING_SET_FROM {
+            self.expanding_set.contains(&w)
+        } else {
+            self.expanding.contains(&w)
+        }
+    }
+
+    fn push_expanding(&mut self, w: VId) {
+        self.expanding.push(w);
+        if self.expanding.len() > EXPANDING_SET_FROM {
+            if self.expanding_set.is_empty() {
+                self.expanding_set.extend(self.expanding.iter().copied());
+            } else {
+                self.expanding_set.insert(w);
+            }
+        }
+    }
+
+    fn pop_expanding(&mut self) {
+        if let Some(w) = self.expanding.pop() {
+            if self.expanding.len() >= EXPANDING_SET_FROM {
+                self.expanding_set.remove(&w);
+            } else {
+                self.expanding_set.clear();
+            }
+        }
+    }
 }
 
 /// Closedness group data.
@@ -615,6 +655,10 @@ impl Engine {
 
     /// Evaluates a vertex (not its arcs).
     pub fn eval_vertex(&mut self, v: VId) {
+        cuedag_parser::stack::grow(|| self.eval_vertex_inner(v))
+    }
+
+    fn eval_vertex_inner(&mut self, v: VId) {
         if self.v(v).state != State::New {
             return;
         }
@@ -656,6 +700,7 @@ impl Engine {
             groups: Vec::new(),
             patterns: Vec::new(),
             expanding: Vec::new(),
+            expanding_set: Default::default(),
             incomplete: None,
             cycle: None,
             deferred: Vec::new(),
@@ -1062,7 +1107,7 @@ impl Engine {
         if self.expand_depth > MAX_EXPAND_DEPTH {
             let err = bot(
                 code::DEPTH,
-                "reference chain too deep (more than 100 nested references)",
+                "reference chain too deep (more than 2000 nested references)",
                 vec![pos],
                 false,
             );
@@ -1070,13 +1115,13 @@ impl Engine {
             return;
         }
         self.expand_depth += 1;
-        self.add_vertex_inner(b, w, ci, is_def, pos);
+        cuedag_parser::stack::grow(|| self.add_vertex_inner(b, w, ci, is_def, pos));
         self.expand_depth -= 1;
     }
 
     fn add_vertex_inner(&mut self, b: &mut Builder, w: VId, ci: CI, is_def: bool, pos: Pos) {
         self.record_ref(w);
-        if w == b.v || b.expanding.contains(&w) {
+        if w == b.v || b.is_expanding(w) {
             return;
         }
         // A reference to an ancestor is a structural cycle.
@@ -1165,7 +1210,7 @@ impl Engine {
         };
         // Conjuncts that were closed in their original context stay closed.
         let mut closed_group: Option<u32> = None;
-        b.expanding.push(w);
+        b.push_expanding(w);
         for c in conjs {
             let mut cci = new_ci;
             if !is_def && new_ci.group.is_none() {
@@ -1198,7 +1243,7 @@ impl Engine {
                 },
             );
         }
-        b.expanding.pop();
+        b.pop_expanding();
     }
 
     fn add_fields(
@@ -2052,6 +2097,10 @@ impl Engine {
 
     /// The first fatal error in the subtree of `v` (evaluating it).
     pub fn first_fatal(&mut self, v: VId, depth: u32) -> Option<Rc<Bottom>> {
+        cuedag_parser::stack::grow(|| self.first_fatal_inner(v, depth))
+    }
+
+    fn first_fatal_inner(&mut self, v: VId, depth: u32) -> Option<Rc<Bottom>> {
         self.eval_vertex(v);
         if let Val::Bottom(b) = &self.v(v).value {
             if !b.incomplete {
@@ -2122,6 +2171,10 @@ impl Engine {
     }
 
     fn fingerprint_rec(&mut self, w: VId, depth: u32) -> String {
+        cuedag_parser::stack::grow(|| self.fingerprint_rec_inner(w, depth))
+    }
+
+    fn fingerprint_rec_inner(&mut self, w: VId, depth: u32) -> String {
         self.eval_vertex(w);
         if depth > 40 {
             return "...".into();
@@ -2148,6 +2201,10 @@ impl Engine {
 
     /// Evaluates an expression in operand position.
     pub fn eval(&mut self, e: &Rc<E>, env: &Env) -> Val {
+        cuedag_parser::stack::grow(|| self.eval_inner(e, env))
+    }
+
+    fn eval_inner(&mut self, e: &Rc<E>, env: &Env) -> Val {
         match &e.kind {
             Ek::Top => Val::Top,
             Ek::Bottom => Val::Bottom(bot(
@@ -3206,7 +3263,11 @@ impl Engine {
     }
 
     fn vertex_value(&mut self, w: VId, pos: Pos, depth: u32) -> R<Value> {
-        if depth > 200 {
+        cuedag_parser::stack::grow(|| self.vertex_value_inner(w, pos, depth))
+    }
+
+    fn vertex_value_inner(&mut self, w: VId, pos: Pos, depth: u32) -> R<Value> {
+        if depth > MAX_VALUE_DEPTH {
             return Err(bot(code::DEPTH, "value too deep", vec![pos], false));
         }
         let val = self.concrete(Val::V(w), pos)?;
@@ -3384,6 +3445,10 @@ impl Engine {
 
     /// CUE text for a vertex (inline, regular fields and definitions).
     pub fn vertex_to_cue(&mut self, w: VId, depth: u32) -> String {
+        cuedag_parser::stack::grow(|| self.vertex_to_cue_inner(w, depth))
+    }
+
+    fn vertex_to_cue_inner(&mut self, w: VId, depth: u32) -> String {
         self.eval_vertex(w);
         if depth > 40 {
             return "...".into();

@@ -87,6 +87,10 @@ impl Engine {
     }
 
     fn export_rec(&mut self, v: VId, depth: u32, errs: &mut Vec<PathError>) -> Option<Value> {
+        cuedag_parser::stack::grow(|| self.export_rec_inner(v, depth, errs))
+    }
+
+    fn export_rec_inner(&mut self, v: VId, depth: u32, errs: &mut Vec<PathError>) -> Option<Value> {
         if depth > MAX_EXPORT_DEPTH {
             let err = Rc::new(Bottom {
                 code: crate::eval::code::DEPTH,
@@ -445,6 +449,10 @@ pub fn to_json_text(v: &Value) -> String {
 }
 
 fn write_json(v: &Value, indent: usize, out: &mut String) {
+    cuedag_parser::stack::grow(|| write_json_inner(v, indent, out))
+}
+
+fn write_json_inner(v: &Value, indent: usize, out: &mut String) {
     match v {
         Value::List(items) => {
             if items.is_empty() {
@@ -545,6 +553,10 @@ fn write_yaml_map(fields: &IndexMap<String, Value>, indent: usize, out: &mut Str
 }
 
 fn write_yaml_child(v: &Value, indent: usize, out: &mut String) {
+    cuedag_parser::stack::grow(|| write_yaml_child_inner(v, indent, out))
+}
+
+fn write_yaml_child_inner(v: &Value, indent: usize, out: &mut String) {
     match v {
         Value::Struct(f) if !f.is_empty() => {
             out.push('\n');

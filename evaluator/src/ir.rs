@@ -369,7 +369,7 @@ pub struct Compiler<'a> {
 }
 
 /// Deepest expression nesting compiled.
-const MAX_EXPR_DEPTH: u32 = 150;
+const MAX_EXPR_DEPTH: u32 = 2000;
 
 fn predeclared(name: &str) -> Option<Predeclared> {
     use kind::*;
@@ -813,7 +813,7 @@ impl<'a> Compiler<'a> {
             let pos = self.pos(e.span());
             self.errors.push((
                 pos,
-                "expression nested too deeply (more than 150 levels)".into(),
+                "expression nested too deeply (more than 2000 levels)".into(),
             ));
             return Rc::new(E {
                 kind: Ek::Error(Rc::from("expression nested too deeply")),
@@ -821,7 +821,7 @@ impl<'a> Compiler<'a> {
             });
         }
         self.depth += 1;
-        let out = self.expr_inner(e);
+        let out = cuedag_parser::stack::grow(|| self.expr_inner(e));
         self.depth -= 1;
         out
     }
@@ -964,7 +964,7 @@ impl<'a> Compiler<'a> {
         if self.depth > MAX_EXPR_DEPTH {
             self.errors.push((
                 self.pos(e.span()),
-                "expression nested too deeply (more than 150 levels)".into(),
+                "expression nested too deeply (more than 2000 levels)".into(),
             ));
             return;
         }
@@ -1012,7 +1012,7 @@ impl<'a> Compiler<'a> {
         if self.depth > MAX_EXPR_DEPTH {
             self.errors.push((
                 self.pos(e.span()),
-                "expression nested too deeply (more than 150 levels)".into(),
+                "expression nested too deeply (more than 2000 levels)".into(),
             ));
             return;
         }

@@ -97,6 +97,10 @@ impl Value {
     /// Converts to JSON (bytes become base64 strings, as `cue export` does;
     /// non-finite floats become `null`).
     pub fn to_json(&self) -> serde_json::Value {
+        cuedag_parser::stack::grow(|| self.to_json_inner())
+    }
+
+    fn to_json_inner(&self) -> serde_json::Value {
         use base64::Engine as _;
         match self {
             Value::Null => serde_json::Value::Null,

@@ -12,6 +12,7 @@ pub mod diagnostic;
 pub mod lexer;
 mod literal;
 mod parser;
+pub mod stack;
 
 pub use ast::Span;
 pub use diagnostic::{Diagnostic, Severity, SpanLabel};

@@ -15,7 +15,9 @@ use crate::lexer::{lex_at, Token, TokenKind};
 use crate::literal::{decode_number, decode_string, Segment};
 
 /// How deeply brackets, operators and shorthand fields may nest.
-pub(crate) const MAX_DEPTH: u32 = 256;
+pub(crate) const MAX_DEPTH: u32 = 2000;
+/// Most binary operators in one left-associative chain (`a + b + ...`).
+pub(crate) const MAX_CHAIN: u32 = 4000;
 
 /// At most this many errors are kept per file.
 const MAX_ERRORS: usize = 500;
@@ -338,7 +340,7 @@ impl<'a> Parser<'a> {
                         "too deep",
                     )
                     .with_help(
-                        "at most about 100 levels of brackets may nest; split the value into separate fields",
+                        "at most about 1000 levels of brackets may nest; split the value into separate fields",
                     ),
                 );
                 self.too_deep = true;
@@ -1098,16 +1100,29 @@ impl<'a> Parser<'a> {
     }
 
     fn parse_binary(&mut self, min_prec: u8) -> Expr {
+        crate::stack::grow(|| self.parse_binary_inner(min_prec))
+    }
+
+    fn parse_binary_inner(&mut self, min_prec: u8) -> Expr {
         let start = self.start();
         if !self.enter() {
             return Expr::Bad(BadNode {
                 span: Span::new(start, self.prev_end.max(start)),
             });
         }
+        // Each link of a left-associative chain nests the tree one level
+        // deeper; later passes and dropping the tree recurse over that
+        // depth, so a chain's length is bounded too.
+        let mut links = 0;
         let mut lhs = self.parse_unary();
         while let Some(op) = binary_op(self.kind()) {
             let prec = op.precedence();
             if prec < min_prec {
+                break;
+            }
+            links += 1;
+            if links > MAX_CHAIN {
+                self.chain_too_long();
                 break;
             }
             self.bump();
@@ -1122,6 +1137,24 @@ impl<'a> Parser<'a> {
         }
         self.leave();
         lhs
+    }
+
+    /// Reports an operator chain longer than `MAX_CHAIN` (once) and skips
+    /// the rest of the input.
+    fn chain_too_long(&mut self) {
+        if !self.too_deep {
+            let span = self.span();
+            self.error(
+                Diagnostic::error(codes::E0299, "operator chain too long", span, "too long")
+                    .with_help(format!(
+                        "at most {MAX_CHAIN} operands may be chained by binary operators; split the expression over several fields"
+                    )),
+            );
+            self.too_deep = true;
+        }
+        while self.kind() != TokenKind::Eof {
+            self.bump();
+        }
     }
 
     fn parse_unary(&mut self) -> Expr {
@@ -1394,6 +1427,10 @@ impl<'a> Parser<'a> {
     /// A struct or list literal; counts as one extra nesting level.
     #[inline(never)]
     fn parse_composite(&mut self) -> Expr {
+        crate::stack::grow(|| self.parse_composite_inner())
+    }
+
+    fn parse_composite_inner(&mut self) -> Expr {
         let start = self.start();
         if !self.enter() {
             return Expr::Bad(BadNode {
