@@ -13,6 +13,7 @@ use std::rc::Rc;
 use cuedag_parser::ast::{self, BinaryOp, UnaryOp};
 use indexmap::IndexMap;
 
+use crate::fasthash::FastIndexMap;
 use crate::ir::{
     kind, ClauseC, Compr, DeclC, Ek, FieldLabel, Interner, Label, ListElemC, ListLit, PkgId, Pos,
     Predeclared, Ref, StructLit, E,
@@ -360,7 +361,7 @@ pub struct Vertex {
     /// Open list (`...`).
     pub list_open: bool,
     /// Arcs in order.
-    pub arcs: IndexMap<Label, VId>,
+    pub arcs: FastIndexMap<Label, VId>,
     /// Declared only as optional.
     pub optional: bool,
     /// For a field first declared as optional, then set: when it was set
@@ -401,7 +402,7 @@ impl Vertex {
             is_struct: false,
             is_list: false,
             list_open: false,
-            arcs: IndexMap::new(),
+            arcs: FastIndexMap::default(),
             optional: true,
             set_late: None,
             attrs: Vec::new(),
@@ -1942,45 +1943,55 @@ impl Engine {
     /// disagree), the head of the first non-empty list is taken.
     #[inline(never)]
     fn order_arcs(&mut self, v: VId, fronts: &[(Rc<StructLit>, Vec<Label>)]) {
-        let n_arcs = self.v(v).arcs.len();
+        let arcs = &self.v(v).arcs;
+        let n_arcs = arcs.len();
         if n_arcs < 2 || fronts.is_empty() {
             return;
         }
-        let mut lists: Vec<Vec<Label>> = fronts.iter().map(|(_, l)| l.clone()).collect();
-        let declared: std::collections::HashSet<Label> = lists.iter().flatten().copied().collect();
-        let extra: Vec<Label> = self
-            .v(v)
-            .arcs
-            .keys()
-            .filter(|l| !declared.contains(l))
-            .copied()
+        // Labels as dense numbers: an arc's index, or (a declared label
+        // without an arc) a number past the arcs.
+        let mut unknown: Vec<Label> = Vec::new();
+        let mut index_of = |l: &Label| -> usize {
+            if let Some(i) = arcs.get_index_of(l) {
+                return i;
+            }
+            match unknown.iter().position(|u| u == l) {
+                Some(k) => n_arcs + k,
+                None => {
+                    unknown.push(*l);
+                    n_arcs + unknown.len() - 1
+                }
+            }
+        };
+        let mut lists: Vec<Vec<usize>> = fronts
+            .iter()
+            .map(|(_, l)| l.iter().map(&mut index_of).collect())
             .collect();
+        let n = n_arcs + unknown.len();
+        let mut declared = vec![false; n];
+        for &i in lists.iter().flatten() {
+            declared[i] = true;
+        }
+        let extra: Vec<usize> = (0..n_arcs).filter(|&i| !declared[i]).collect();
         if !extra.is_empty() {
             lists.push(extra);
         }
         // `waiting[l]`: in how many lists `l` appears behind another label.
-        let mut waiting: HashMap<Label, usize> = HashMap::new();
+        let mut waiting = vec![0u32; n];
         for list in &lists {
-            for l in list.iter().skip(1) {
-                *waiting.entry(*l).or_default() += 1;
+            for &l in list.iter().skip(1) {
+                waiting[l] += 1;
             }
         }
         let mut heads = vec![0usize; lists.len()];
-        let mut placed: std::collections::HashSet<Label> = std::collections::HashSet::new();
-        let mut order: Vec<Label> = Vec::new();
+        let mut placed = vec![false; n];
+        let mut order: Vec<usize> = Vec::with_capacity(n);
         // Drops placed labels from the head of list `i`, updating `waiting`.
-        fn skip_placed(
-            list: &[Label],
-            head: &mut usize,
-            placed: &std::collections::HashSet<Label>,
-            waiting: &mut HashMap<Label, usize>,
-        ) {
-            while *head < list.len() && placed.contains(&list[*head]) {
+        fn skip_placed(list: &[usize], head: &mut usize, placed: &[bool], waiting: &mut [u32]) {
+            while *head < list.len() && placed[list[*head]] {
                 *head += 1;
-                if let Some(next) = list.get(*head) {
-                    if let Some(w) = waiting.get_mut(next) {
-                        *w = w.saturating_sub(1);
-                    }
+                if let Some(&next) = list.get(*head) {
+                    waiting[next] = waiting[next].saturating_sub(1);
                 }
             }
         }
@@ -1993,8 +2004,8 @@ impl Engine {
                     continue;
                 };
                 any_left = true;
-                if waiting.get(&l).copied().unwrap_or(0) == 0 {
-                    placed.insert(l);
+                if waiting[l] == 0 {
+                    placed[l] = true;
                     order.push(l);
                     progressed = true;
                     skip_placed(&lists[i], &mut heads[i], &placed, &mut waiting);
@@ -2007,25 +2018,28 @@ impl Engine {
                 // The lists disagree: take the first head.
                 if let Some(i) = (0..lists.len()).find(|&i| heads[i] < lists[i].len()) {
                     let l = lists[i][heads[i]];
-                    placed.insert(l);
+                    placed[l] = true;
                     order.push(l);
                     skip_placed(&lists[i], &mut heads[i], &placed, &mut waiting);
                 }
             }
         }
-        let vm = self.vm(v);
-        if order.iter().zip(vm.arcs.keys()).all(|(a, b)| a == b) {
+        // Labels without an arc are in `order` but not in the result; the
+        // arcs `order` leaves out keep their order at the end.
+        if order.iter().zip(0..n_arcs).all(|(&a, b)| a == b) {
             return;
         }
+        let vm = self.vm(v);
         vm.creation_order = Some(Rc::new(vm.arcs.keys().copied().collect()));
-        let mut arcs = std::mem::take(&mut vm.arcs);
-        let mut sorted = IndexMap::with_capacity(arcs.len());
-        for l in order {
-            if let Some(a) = arcs.shift_remove(&l) {
-                sorted.insert(l, a);
+        let mut sorted = FastIndexMap::with_capacity_and_hasher(n_arcs, Default::default());
+        for &i in &order {
+            if let Some((l, a)) = vm.arcs.get_index(i) {
+                sorted.insert(*l, *a);
             }
         }
-        sorted.extend(arcs);
+        for (l, a) in &vm.arcs {
+            sorted.entry(*l).or_insert(*a);
+        }
         vm.arcs = sorted;
     }
 

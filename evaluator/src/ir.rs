@@ -7,6 +7,8 @@ use std::rc::Rc;
 use cuedag_parser::ast::{self, BinaryOp, UnaryOp};
 use cuedag_parser::Span;
 
+use crate::fasthash::FastMap;
+
 /// An interned string.
 pub type Sym = u32;
 
@@ -16,7 +18,7 @@ pub type PkgId = u32;
 /// Interns label names.
 #[derive(Debug, Default, Clone)]
 pub struct Interner {
-    map: HashMap<Rc<str>, Sym>,
+    map: FastMap<Rc<str>, Sym>,
     strs: Vec<Rc<str>>,
 }
 
@@ -341,9 +343,9 @@ pub struct FileC {
 #[derive(Debug, Default, Clone)]
 struct Scope {
     /// Names of fields (identifier text → label), lets and aliases.
-    names: HashMap<String, Label>,
+    names: FastMap<String, Label>,
     /// Names bound in a binding frame (index).
-    vars: HashMap<String, u32>,
+    vars: FastMap<String, u32>,
     /// Whether this is a binding frame.
     is_bind: bool,
 }
