@@ -29,6 +29,8 @@ const MAX_DEPTH: u32 = 100;
 const MAX_EXPAND_DEPTH: u32 = 100;
 /// Most combinations of disjunction arms evaluated for one vertex.
 const MAX_COMBOS: usize = 512;
+/// Most finished vertex builders kept for reuse.
+const MAX_SPARE_BUILDERS: usize = 128;
 
 /// A concrete scalar.
 #[derive(Debug, Clone, PartialEq)]
@@ -449,6 +451,77 @@ struct Builder {
     fronts: Vec<(Rc<StructLit>, Vec<Label>)>,
 }
 
+impl Builder {
+    fn new(v: VId) -> Self {
+        Builder {
+            v,
+            acc: Val::Top,
+            acc_pos: Vec::new(),
+            has_struct: false,
+            has_list: false,
+            struct_pos: None,
+            leaves: Vec::new(),
+            disjs: Vec::new(),
+            comprs: Vec::new(),
+            lists: Vec::new(),
+            elems: Vec::new(),
+            groups: Vec::new(),
+            patterns: Vec::new(),
+            expanding: Vec::new(),
+            incomplete: None,
+            cycle: None,
+            deferred: Vec::new(),
+            // Deferring local references did not reproduce CUE's field order better.
+            deferring: false,
+            fronts: Vec::new(),
+        }
+    }
+
+    /// Back to the state of [`Builder::new`], keeping the vectors' capacity.
+    fn clear(&mut self) {
+        // Destructured so that a new field cannot be forgotten here.
+        let Builder {
+            v: _,
+            acc,
+            acc_pos,
+            has_struct,
+            has_list,
+            struct_pos,
+            leaves,
+            disjs,
+            comprs,
+            lists,
+            elems,
+            groups,
+            patterns,
+            expanding,
+            incomplete,
+            cycle,
+            deferred,
+            deferring,
+            fronts,
+        } = self;
+        *acc = Val::Top;
+        acc_pos.clear();
+        *has_struct = false;
+        *has_list = false;
+        *struct_pos = None;
+        leaves.clear();
+        disjs.clear();
+        comprs.clear();
+        lists.clear();
+        elems.clear();
+        groups.clear();
+        patterns.clear();
+        expanding.clear();
+        *incomplete = None;
+        *cycle = None;
+        deferred.clear();
+        *deferring = false;
+        fronts.clear();
+    }
+}
+
 /// Closedness group data.
 #[derive(Debug, Clone, Copy)]
 struct Group {
@@ -487,6 +560,10 @@ pub struct Engine {
     /// Counter of [`Vertex::set_late`].
     n_set_late: u32,
     expand_depth: u32,
+    /// Finished builders, for reuse (boxed: a builder moves between this
+    /// list and an evaluation frame as a pointer, not by copying it).
+    #[allow(clippy::vec_box)]
+    builders: Vec<Box<Builder>>,
 }
 
 type R<T> = Result<T, Rc<Bottom>>;
@@ -504,6 +581,7 @@ impl Engine {
             regex_cache: HashMap::new(),
             n_set_late: 0,
             expand_depth: 0,
+            builders: Vec::new(),
         }
     }
 
@@ -562,6 +640,17 @@ impl Engine {
             cur = self.groups.get(x as usize).and_then(|gr| gr.parent);
         }
         out
+    }
+
+    /// The groups of [`Engine::group_chain`], without collecting them.
+    fn group_chain_iter(&self, g: u32) -> impl Iterator<Item = u32> + '_ {
+        let mut cur = Some(g);
+        std::iter::from_fn(move || {
+            let x = cur?;
+            cur = self.groups.get(x as usize).and_then(|gr| gr.parent);
+            Some(x)
+        })
+        .take(10_001)
     }
 
     #[allow(dead_code)]
@@ -641,29 +730,15 @@ impl Engine {
                 }
             }
         }
-        // Boxed: this frame is on every level of nested evaluation.
-        let mut b = Box::new(Builder {
-            v,
-            acc: Val::Top,
-            acc_pos: Vec::new(),
-            has_struct: false,
-            has_list: false,
-            struct_pos: None,
-            leaves: Vec::new(),
-            disjs: Vec::new(),
-            comprs: Vec::new(),
-            lists: Vec::new(),
-            elems: Vec::new(),
-            groups: Vec::new(),
-            patterns: Vec::new(),
-            expanding: Vec::new(),
-            incomplete: None,
-            cycle: None,
-            deferred: Vec::new(),
-            // Deferring local references did not reproduce CUE's field order better.
-            deferring: false,
-            fronts: Vec::new(),
-        });
+        // Boxed: this frame is on every level of nested evaluation. Builders
+        // are reused (with their vectors' capacity).
+        let mut b = match self.builders.pop() {
+            Some(mut b) => {
+                b.v = v;
+                b
+            }
+            None => Box::new(Builder::new(v)),
+        };
         for c in conjs {
             self.add_conj(&mut b, c);
         }
@@ -682,6 +757,10 @@ impl Engine {
         let cycle = b.cycle.take();
         if b.disjs.is_empty() {
             self.finish(&mut b);
+            if self.builders.len() < MAX_SPARE_BUILDERS {
+                b.clear();
+                self.builders.push(b);
+            }
         } else {
             self.resolve_disjunctions(*b);
         }
@@ -1543,14 +1622,13 @@ impl Engine {
         // Closedness: every closed group in the chain of a literal of this
         // vertex restricts the regular fields to those declared by the
         // literals that are members of that group.
-        let chains: Vec<Vec<u32>> = b.groups.iter().map(|g| self.group_chain(g.group)).collect();
         // Each closed group is checked against the literals that are its
         // members (a definition embedded in a struct checks against the
         // embedding struct's members).
         let mut closed_set: Vec<u32> = Vec::new();
-        for chain in &chains {
-            for (k, g) in chain.iter().enumerate() {
-                let Some(gr) = self.groups.get(*g as usize).copied() else {
+        for lit_group in &b.groups {
+            for (k, g) in self.group_chain_iter(lit_group.group).enumerate() {
+                let Some(gr) = self.groups.get(g as usize).copied() else {
                     continue;
                 };
                 let counts = gr.closed_self || (k == 0 && gr.closed_here);
@@ -1560,7 +1638,7 @@ impl Engine {
                 // A definition embedded in a definition that is itself
                 // embedded delegates all the way up to the outermost
                 // embedding struct (`#T: {f: 1, #C}`, `#C: {#R}`).
-                let mut key = *g;
+                let mut key = g;
                 let mut hops = 0;
                 while let Some(group) = self.groups.get(key as usize).copied() {
                     match (group.delegate, group.parent) {
@@ -1577,9 +1655,11 @@ impl Engine {
             }
         }
         if !closed_set.is_empty() {
+            let chains: Vec<Vec<u32>> =
+                b.groups.iter().map(|g| self.group_chain(g.group)).collect();
             self.vm(v).closed = true;
             let arcs: Vec<(Label, VId)> = self.v(v).arcs.iter().map(|(l, a)| (*l, *a)).collect();
-            let groups = b.groups.clone();
+            let groups = &b.groups;
             for (label, arc) in arcs {
                 let Label::Regular(sym) = label else { continue };
                 // Optional fields are constraints: closedness does not apply.
@@ -1588,15 +1668,16 @@ impl Engine {
                 }
                 for closed in &closed_set {
                     let mut allowed = false;
-                    let mut member_labels: Vec<Label> = Vec::new();
                     for (other, chain) in groups.iter().zip(chains.iter()) {
                         if !chain.contains(closed) {
                             continue;
                         }
-                        member_labels.extend(other.labels.iter().copied());
                         if other.open || other.labels.contains(&label) {
                             allowed = true;
                             break;
+                        }
+                        if other.patterns.is_empty() {
+                            continue;
                         }
                         let name = self.interner.text(sym).to_string();
                         if other
@@ -1609,6 +1690,13 @@ impl Engine {
                         }
                     }
                     if !allowed {
+                        // The labels of the members, for the hint.
+                        let member_labels: Vec<Label> = groups
+                            .iter()
+                            .zip(chains.iter())
+                            .filter(|(_, chain)| chain.contains(closed))
+                            .flat_map(|(other, _)| other.labels.iter().copied())
+                            .collect();
                         let name = cue_label(self.interner.text(sym));
                         let allowed_names: Vec<String> = member_labels
                             .iter()
@@ -1702,8 +1790,7 @@ impl Engine {
             }
         }
         if b.has_struct {
-            let fronts = std::mem::take(&mut b.fronts);
-            self.order_arcs(v, &fronts);
+            self.order_arcs(v, &b.fronts);
         }
         let vm = self.vm(v);
         vm.value = value;
@@ -3258,6 +3345,12 @@ impl Engine {
 
     /// Unifies two scalar-level values.
     pub fn unify_scalar(&mut self, a: Val, b: Val, pos: &[Pos]) -> Val {
+        // Without a conflict, no positions are needed.
+        match (&a, &b) {
+            (Val::Top, _) => return b,
+            (_, Val::Top) | (Val::Bottom(_), _) => return a,
+            _ => {}
+        }
         let mut positions = pos.to_vec();
         positions.sort();
         positions.dedup();
