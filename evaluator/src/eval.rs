@@ -718,16 +718,12 @@ impl Engine {
         self.depth += 1;
         self.vm(v).state = State::Evaluating;
         self.stack.push(v);
-        let mut conjs = self.v(v).conjs.clone();
+        // A definition's conjuncts without a group join a new closed one.
+        let mut def_group = None;
         if let Some(label) = self.v(v).label {
             if label.is_def() {
-                let parent = conjs.first().and_then(|c| c.ci.parent);
-                let g = self.new_group(parent, true);
-                for c in &mut conjs {
-                    if c.ci.group.is_none() {
-                        c.ci.group = Some(g);
-                    }
-                }
+                let parent = self.v(v).conjs.first().and_then(|c| c.ci.parent);
+                def_group = Some(self.new_group(parent, true));
             }
         }
         // Boxed: this frame is on every level of nested evaluation. Builders
@@ -739,7 +735,17 @@ impl Engine {
             }
             None => Box::new(Builder::new(v)),
         };
-        for c in conjs {
+        // Conjuncts pushed to `v` from here on are not part of this
+        // evaluation (as with a copy of the list).
+        let n_conjs = self.v(v).conjs.len();
+        for i in 0..n_conjs {
+            let Some(c) = self.v(v).conjs.get(i) else {
+                break;
+            };
+            let mut c = c.clone();
+            if c.ci.group.is_none() {
+                c.ci.group = def_group;
+            }
             self.add_conj(&mut b, c);
         }
         // References to local values are expanded after the literals, as
@@ -1182,7 +1188,9 @@ impl Engine {
         if let Some(p) = self.v(w).parent {
             self.eval_vertex(p);
         }
-        let conjs = self.v(w).conjs.clone();
+        // Conjuncts pushed to `w` from here on are not part of this
+        // expansion (as with a copy of the list).
+        let n_conjs = self.v(w).conjs.len();
         let target_label_def = self.v(w).label.map(|l| l.is_def()).unwrap_or(false);
         let is_def = is_def || target_label_def;
         let new_ci = if is_def {
@@ -1246,11 +1254,15 @@ impl Engine {
         // Conjuncts that were closed in their original context stay closed.
         let mut closed_group: Option<u32> = None;
         b.expanding.push(w);
-        for c in conjs {
+        for i in 0..n_conjs {
+            let Some(c) = self.v(w).conjs.get(i) else {
+                break;
+            };
+            let (kind, env, c_ci) = (c.kind.clone(), c.env.clone(), c.ci);
             let mut cci = new_ci;
             if !is_def && new_ci.group.is_none() {
-                let was_closed = c.ci.group.map(|g| self.group_closed(g)).unwrap_or(false)
-                    || c.ci.parent.map(|g| self.group_closed(g)).unwrap_or(false);
+                let was_closed = c_ci.group.map(|g| self.group_closed(g)).unwrap_or(false)
+                    || c_ci.parent.map(|g| self.group_closed(g)).unwrap_or(false);
                 if was_closed {
                     let g = match closed_group {
                         Some(g) => g,
@@ -1269,14 +1281,7 @@ impl Engine {
                     };
                 }
             }
-            self.add_conj(
-                b,
-                Conj {
-                    kind: c.kind.clone(),
-                    env: c.env.clone(),
-                    ci: cci,
-                },
-            );
+            self.add_conj(b, Conj { kind, env, ci: cci });
         }
         b.expanding.pop();
     }
