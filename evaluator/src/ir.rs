@@ -547,11 +547,6 @@ impl<'a> Compiler<'a> {
     fn struct_body(&mut self, decls: &[ast::Decl], span: Span) -> StructLit {
         let mut out = Vec::new();
         let mut is_struct = decls.is_empty();
-        let scope_names = self
-            .scopes
-            .last()
-            .map(|s| s.names.clone())
-            .unwrap_or_default();
         for decl in decls {
             match decl {
                 ast::Decl::Field(f) => {
@@ -569,9 +564,12 @@ impl<'a> Compiler<'a> {
                     out.push(DeclC::Embed(expr));
                 }
                 ast::Decl::Let(l) => {
-                    let label = scope_names
-                        .get(&l.name.name)
-                        .copied()
+                    // The scope of these declarations (aliases a field
+                    // adds to it are removed again after the field).
+                    let label = self
+                        .scopes
+                        .last()
+                        .and_then(|s| s.names.get(&l.name.name).copied())
                         .unwrap_or(Label::Let(0));
                     let value = self.expr(&l.expr);
                     out.push(DeclC::Field(FieldDecl {
