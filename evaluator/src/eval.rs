@@ -564,6 +564,8 @@ pub struct Engine {
     /// list and an evaluation frame as a pointer, not by copying it).
     #[allow(clippy::vec_box)]
     builders: Vec<Box<Builder>>,
+    /// Constraints of predeclared kinds, by kind.
+    kind_cons: Vec<(u16, Rc<Cons>)>,
 }
 
 type R<T> = Result<T, Rc<Bottom>>;
@@ -582,6 +584,7 @@ impl Engine {
             n_set_late: 0,
             expand_depth: 0,
             builders: Vec::new(),
+            kind_cons: Vec::new(),
         }
     }
 
@@ -629,20 +632,21 @@ impl Engine {
         false
     }
 
-    fn group_chain(&self, g: u32) -> Vec<u32> {
-        let mut out = Vec::new();
-        let mut cur = Some(g);
-        while let Some(x) = cur {
-            if out.len() > 10_000 {
-                break;
-            }
-            out.push(x);
-            cur = self.groups.get(x as usize).and_then(|gr| gr.parent);
+    /// The constraint of a predeclared kind (`string`, `int`), shared.
+    fn kind_cons(&mut self, kinds: u16) -> Rc<Cons> {
+        if let Some((_, c)) = self.kind_cons.iter().find(|(k, _)| *k == kinds) {
+            return c.clone();
         }
-        out
+        let c = Rc::new(Cons {
+            kinds,
+            bounds: Vec::new(),
+            validators: Vec::new(),
+        });
+        self.kind_cons.push((kinds, c.clone()));
+        c
     }
 
-    /// The groups of [`Engine::group_chain`], without collecting them.
+    /// `g` and its ancestor groups (at most 10,001).
     fn group_chain_iter(&self, g: u32) -> impl Iterator<Item = u32> + '_ {
         let mut cur = Some(g);
         std::iter::from_fn(move || {
@@ -1660,8 +1664,17 @@ impl Engine {
             }
         }
         if !closed_set.is_empty() {
-            let chains: Vec<Vec<u32>> =
-                b.groups.iter().map(|g| self.group_chain(g.group)).collect();
+            // `member[k * n_groups + i]`: closed group `k` is in the chain of
+            // literal group `i`.
+            let n_groups = b.groups.len();
+            let mut member = vec![false; closed_set.len() * n_groups];
+            for (i, g) in b.groups.iter().enumerate() {
+                for x in self.group_chain_iter(g.group) {
+                    if let Some(k) = closed_set.iter().position(|c| *c == x) {
+                        member[k * n_groups + i] = true;
+                    }
+                }
+            }
             self.vm(v).closed = true;
             let arcs: Vec<(Label, VId)> = self.v(v).arcs.iter().map(|(l, a)| (*l, *a)).collect();
             let groups = &b.groups;
@@ -1671,12 +1684,10 @@ impl Engine {
                 if self.v(arc).optional {
                     continue;
                 }
-                for closed in &closed_set {
+                for k in 0..closed_set.len() {
+                    let members = &member[k * n_groups..(k + 1) * n_groups];
                     let mut allowed = false;
-                    for (other, chain) in groups.iter().zip(chains.iter()) {
-                        if !chain.contains(closed) {
-                            continue;
-                        }
+                    for (other, _) in groups.iter().zip(members).filter(|(_, m)| **m) {
                         if other.open || other.labels.contains(&label) {
                             allowed = true;
                             break;
@@ -1698,8 +1709,8 @@ impl Engine {
                         // The labels of the members, for the hint.
                         let member_labels: Vec<Label> = groups
                             .iter()
-                            .zip(chains.iter())
-                            .filter(|(_, chain)| chain.contains(closed))
+                            .zip(members)
+                            .filter(|(_, m)| **m)
                             .flat_map(|(other, _)| other.labels.iter().copied())
                             .collect();
                         let name = cue_label(self.interner.text(sym));
@@ -2509,11 +2520,7 @@ impl Engine {
                 )),
             },
             Ref::Predeclared(p) => match p {
-                Predeclared::Kind(k) => Val::Cons(Rc::new(Cons {
-                    kinds: *k,
-                    bounds: Vec::new(),
-                    validators: Vec::new(),
-                })),
+                Predeclared::Kind(k) => Val::Cons(self.kind_cons(*k)),
                 Predeclared::Bounded(name) => bounded_type(name),
                 other => Val::Pre(*other),
             },
