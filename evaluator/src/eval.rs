@@ -1305,6 +1305,10 @@ impl Engine {
         }
         let fenv = push(env, Frame::Struct(b.v));
         record_front(&mut b.fronts, lit);
+        if self.v(b.v).arcs.is_empty() {
+            // Allocated once at its likely size.
+            self.vm(b.v).arcs.reserve(lit.decls.len());
+        }
         let gi = match b.groups.iter().position(|x| x.group == g) {
             Some(i) => i,
             None => {
