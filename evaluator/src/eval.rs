@@ -1970,7 +1970,8 @@ impl Engine {
                 cv.decl_pos = decl_pos;
                 cv.optional = optional;
             }
-            let mut conjs = leaves.clone();
+            let mut conjs = Vec::with_capacity(leaves.len() + arms.len());
+            conjs.extend(leaves.iter().cloned());
             conjs.extend(arms);
             self.vm(c).conjs = conjs;
             self.vm(c).clone = true;
