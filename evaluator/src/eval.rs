@@ -13,6 +13,7 @@ use std::rc::Rc;
 use cuedag_parser::ast::{self, BinaryOp, UnaryOp};
 use indexmap::IndexMap;
 
+use crate::fasthash::FastIndexMap;
 use crate::ir::{
     kind, ClauseC, Compr, DeclC, Ek, FieldLabel, Interner, Label, ListElemC, ListLit, PkgId, Pos,
     Predeclared, Ref, StructLit, E,
@@ -30,6 +31,8 @@ const MAX_EXPAND_DEPTH: u32 = 2000;
 const MAX_VALUE_DEPTH: u32 = 300;
 /// Most combinations of disjunction arms evaluated for one vertex.
 const MAX_COMBOS: usize = 512;
+/// Most finished vertex builders kept for reuse.
+const MAX_SPARE_BUILDERS: usize = 128;
 
 /// A concrete scalar.
 #[derive(Debug, Clone, PartialEq)]
@@ -362,7 +365,7 @@ pub struct Vertex {
     /// Open list (`...`).
     pub list_open: bool,
     /// Arcs in order.
-    pub arcs: IndexMap<Label, VId>,
+    pub arcs: FastIndexMap<Label, VId>,
     /// Declared only as optional.
     pub optional: bool,
     /// For a field first declared as optional, then set: when it was set
@@ -403,7 +406,7 @@ impl Vertex {
             is_struct: false,
             is_list: false,
             list_open: false,
-            arcs: IndexMap::new(),
+            arcs: FastIndexMap::default(),
             optional: true,
             set_late: None,
             attrs: Vec::new(),
@@ -457,6 +460,78 @@ struct Builder {
 const EXPANDING_SET_FROM: usize = 32;
 
 impl Builder {
+    fn new(v: VId) -> Self {
+        Builder {
+            v,
+            acc: Val::Top,
+            acc_pos: Vec::new(),
+            has_struct: false,
+            has_list: false,
+            struct_pos: None,
+            leaves: Vec::new(),
+            disjs: Vec::new(),
+            comprs: Vec::new(),
+            lists: Vec::new(),
+            elems: Vec::new(),
+            groups: Vec::new(),
+            patterns: Vec::new(),
+            expanding: Vec::new(),
+            expanding_set: Default::default(),
+            incomplete: None,
+            cycle: None,
+            deferred: Vec::new(),
+            // Deferring local references did not reproduce CUE's field order better.
+            deferring: false,
+            fronts: Vec::new(),
+        }
+    }
+
+    /// Back to the state of [`Builder::new`], keeping the vectors' capacity.
+    fn clear(&mut self) {
+        // Destructured so that a new field cannot be forgotten here.
+        let Builder {
+            v: _,
+            acc,
+            acc_pos,
+            has_struct,
+            has_list,
+            struct_pos,
+            leaves,
+            disjs,
+            comprs,
+            lists,
+            elems,
+            groups,
+            patterns,
+            expanding,
+            expanding_set,
+            incomplete,
+            cycle,
+            deferred,
+            deferring,
+            fronts,
+        } = self;
+        *acc = Val::Top;
+        acc_pos.clear();
+        *has_struct = false;
+        *has_list = false;
+        *struct_pos = None;
+        leaves.clear();
+        disjs.clear();
+        comprs.clear();
+        lists.clear();
+        elems.clear();
+        groups.clear();
+        patterns.clear();
+        expanding.clear();
+        expanding_set.clear();
+        *incomplete = None;
+        *cycle = None;
+        deferred.clear();
+        *deferring = false;
+        fronts.clear();
+    }
+
     /// Whether `w`'s conjuncts are being added (a reference cycle).
     fn is_expanding(&self, w: VId) -> bool {
         if self.expanding.len() > EXPANDING_SET_FROM {
@@ -526,6 +601,12 @@ pub struct Engine {
     /// Counter of [`Vertex::set_late`].
     n_set_late: u32,
     expand_depth: u32,
+    /// Finished builders, for reuse (boxed: a builder moves between this
+    /// list and an evaluation frame as a pointer, not by copying it).
+    #[allow(clippy::vec_box)]
+    builders: Vec<Box<Builder>>,
+    /// Constraints of predeclared kinds, by kind.
+    kind_cons: Vec<(u16, Rc<Cons>)>,
 }
 
 type R<T> = Result<T, Rc<Bottom>>;
@@ -543,6 +624,8 @@ impl Engine {
             regex_cache: HashMap::new(),
             n_set_late: 0,
             expand_depth: 0,
+            builders: Vec::new(),
+            kind_cons: Vec::new(),
         }
     }
 
@@ -590,17 +673,29 @@ impl Engine {
         false
     }
 
-    fn group_chain(&self, g: u32) -> Vec<u32> {
-        let mut out = Vec::new();
-        let mut cur = Some(g);
-        while let Some(x) = cur {
-            if out.len() > 10_000 {
-                break;
-            }
-            out.push(x);
-            cur = self.groups.get(x as usize).and_then(|gr| gr.parent);
+    /// The constraint of a predeclared kind (`string`, `int`), shared.
+    fn kind_cons(&mut self, kinds: u16) -> Rc<Cons> {
+        if let Some((_, c)) = self.kind_cons.iter().find(|(k, _)| *k == kinds) {
+            return c.clone();
         }
-        out
+        let c = Rc::new(Cons {
+            kinds,
+            bounds: Vec::new(),
+            validators: Vec::new(),
+        });
+        self.kind_cons.push((kinds, c.clone()));
+        c
+    }
+
+    /// `g` and its ancestor groups (at most 10,001).
+    fn group_chain_iter(&self, g: u32) -> impl Iterator<Item = u32> + '_ {
+        let mut cur = Some(g);
+        std::iter::from_fn(move || {
+            let x = cur?;
+            cur = self.groups.get(x as usize).and_then(|gr| gr.parent);
+            Some(x)
+        })
+        .take(10_001)
     }
 
     #[allow(dead_code)]
@@ -672,43 +767,34 @@ impl Engine {
         self.depth += 1;
         self.vm(v).state = State::Evaluating;
         self.stack.push(v);
-        let mut conjs = self.v(v).conjs.clone();
+        // A definition's conjuncts without a group join a new closed one.
+        let mut def_group = None;
         if let Some(label) = self.v(v).label {
             if label.is_def() {
-                let parent = conjs.first().and_then(|c| c.ci.parent);
-                let g = self.new_group(parent, true);
-                for c in &mut conjs {
-                    if c.ci.group.is_none() {
-                        c.ci.group = Some(g);
-                    }
-                }
+                let parent = self.v(v).conjs.first().and_then(|c| c.ci.parent);
+                def_group = Some(self.new_group(parent, true));
             }
         }
-        // Boxed: this frame is on every level of nested evaluation.
-        let mut b = Box::new(Builder {
-            v,
-            acc: Val::Top,
-            acc_pos: Vec::new(),
-            has_struct: false,
-            has_list: false,
-            struct_pos: None,
-            leaves: Vec::new(),
-            disjs: Vec::new(),
-            comprs: Vec::new(),
-            lists: Vec::new(),
-            elems: Vec::new(),
-            groups: Vec::new(),
-            patterns: Vec::new(),
-            expanding: Vec::new(),
-            expanding_set: Default::default(),
-            incomplete: None,
-            cycle: None,
-            deferred: Vec::new(),
-            // Deferring local references did not reproduce CUE's field order better.
-            deferring: false,
-            fronts: Vec::new(),
-        });
-        for c in conjs {
+        // Boxed: this frame is on every level of nested evaluation. Builders
+        // are reused (with their vectors' capacity).
+        let mut b = match self.builders.pop() {
+            Some(mut b) => {
+                b.v = v;
+                b
+            }
+            None => Box::new(Builder::new(v)),
+        };
+        // Conjuncts pushed to `v` from here on are not part of this
+        // evaluation (as with a copy of the list).
+        let n_conjs = self.v(v).conjs.len();
+        for i in 0..n_conjs {
+            let Some(c) = self.v(v).conjs.get(i) else {
+                break;
+            };
+            let mut c = c.clone();
+            if c.ci.group.is_none() {
+                c.ci.group = def_group;
+            }
             self.add_conj(&mut b, c);
         }
         // References to local values are expanded after the literals, as
@@ -726,6 +812,10 @@ impl Engine {
         let cycle = b.cycle.take();
         if b.disjs.is_empty() {
             self.finish(&mut b);
+            if self.builders.len() < MAX_SPARE_BUILDERS {
+                b.clear();
+                self.builders.push(b);
+            }
         } else {
             self.resolve_disjunctions(*b);
         }
@@ -1147,7 +1237,9 @@ impl Engine {
         if let Some(p) = self.v(w).parent {
             self.eval_vertex(p);
         }
-        let conjs = self.v(w).conjs.clone();
+        // Conjuncts pushed to `w` from here on are not part of this
+        // expansion (as with a copy of the list).
+        let n_conjs = self.v(w).conjs.len();
         let target_label_def = self.v(w).label.map(|l| l.is_def()).unwrap_or(false);
         let is_def = is_def || target_label_def;
         let new_ci = if is_def {
@@ -1211,11 +1303,15 @@ impl Engine {
         // Conjuncts that were closed in their original context stay closed.
         let mut closed_group: Option<u32> = None;
         b.push_expanding(w);
-        for c in conjs {
+        for i in 0..n_conjs {
+            let Some(c) = self.v(w).conjs.get(i) else {
+                break;
+            };
+            let (kind, env, c_ci) = (c.kind.clone(), c.env.clone(), c.ci);
             let mut cci = new_ci;
             if !is_def && new_ci.group.is_none() {
-                let was_closed = c.ci.group.map(|g| self.group_closed(g)).unwrap_or(false)
-                    || c.ci.parent.map(|g| self.group_closed(g)).unwrap_or(false);
+                let was_closed = c_ci.group.map(|g| self.group_closed(g)).unwrap_or(false)
+                    || c_ci.parent.map(|g| self.group_closed(g)).unwrap_or(false);
                 if was_closed {
                     let g = match closed_group {
                         Some(g) => g,
@@ -1234,14 +1330,7 @@ impl Engine {
                     };
                 }
             }
-            self.add_conj(
-                b,
-                Conj {
-                    kind: c.kind.clone(),
-                    env: c.env.clone(),
-                    ci: cci,
-                },
-            );
+            self.add_conj(b, Conj { kind, env, ci: cci });
         }
         b.pop_expanding();
     }
@@ -1261,6 +1350,10 @@ impl Engine {
         }
         let fenv = push(env, Frame::Struct(b.v));
         record_front(&mut b.fronts, lit);
+        if self.v(b.v).arcs.is_empty() {
+            // Allocated once at its likely size.
+            self.vm(b.v).arcs.reserve(lit.decls.len());
+        }
         let gi = match b.groups.iter().position(|x| x.group == g) {
             Some(i) => i,
             None => {
@@ -1587,14 +1680,13 @@ impl Engine {
         // Closedness: every closed group in the chain of a literal of this
         // vertex restricts the regular fields to those declared by the
         // literals that are members of that group.
-        let chains: Vec<Vec<u32>> = b.groups.iter().map(|g| self.group_chain(g.group)).collect();
         // Each closed group is checked against the literals that are its
         // members (a definition embedded in a struct checks against the
         // embedding struct's members).
         let mut closed_set: Vec<u32> = Vec::new();
-        for chain in &chains {
-            for (k, g) in chain.iter().enumerate() {
-                let Some(gr) = self.groups.get(*g as usize).copied() else {
+        for lit_group in &b.groups {
+            for (k, g) in self.group_chain_iter(lit_group.group).enumerate() {
+                let Some(gr) = self.groups.get(g as usize).copied() else {
                     continue;
                 };
                 let counts = gr.closed_self || (k == 0 && gr.closed_here);
@@ -1604,7 +1696,7 @@ impl Engine {
                 // A definition embedded in a definition that is itself
                 // embedded delegates all the way up to the outermost
                 // embedding struct (`#T: {f: 1, #C}`, `#C: {#R}`).
-                let mut key = *g;
+                let mut key = g;
                 let mut hops = 0;
                 while let Some(group) = self.groups.get(key as usize).copied() {
                     match (group.delegate, group.parent) {
@@ -1621,26 +1713,36 @@ impl Engine {
             }
         }
         if !closed_set.is_empty() {
+            // `member[k * n_groups + i]`: closed group `k` is in the chain of
+            // literal group `i`.
+            let n_groups = b.groups.len();
+            let mut member = vec![false; closed_set.len() * n_groups];
+            for (i, g) in b.groups.iter().enumerate() {
+                for x in self.group_chain_iter(g.group) {
+                    if let Some(k) = closed_set.iter().position(|c| *c == x) {
+                        member[k * n_groups + i] = true;
+                    }
+                }
+            }
             self.vm(v).closed = true;
             let arcs: Vec<(Label, VId)> = self.v(v).arcs.iter().map(|(l, a)| (*l, *a)).collect();
-            let groups = b.groups.clone();
+            let groups = &b.groups;
             for (label, arc) in arcs {
                 let Label::Regular(sym) = label else { continue };
                 // Optional fields are constraints: closedness does not apply.
                 if self.v(arc).optional {
                     continue;
                 }
-                for closed in &closed_set {
+                for k in 0..closed_set.len() {
+                    let members = &member[k * n_groups..(k + 1) * n_groups];
                     let mut allowed = false;
-                    let mut member_labels: Vec<Label> = Vec::new();
-                    for (other, chain) in groups.iter().zip(chains.iter()) {
-                        if !chain.contains(closed) {
-                            continue;
-                        }
-                        member_labels.extend(other.labels.iter().copied());
+                    for (other, _) in groups.iter().zip(members).filter(|(_, m)| **m) {
                         if other.open || other.labels.contains(&label) {
                             allowed = true;
                             break;
+                        }
+                        if other.patterns.is_empty() {
+                            continue;
                         }
                         let name = self.interner.text(sym).to_string();
                         if other
@@ -1653,6 +1755,13 @@ impl Engine {
                         }
                     }
                     if !allowed {
+                        // The labels of the members, for the hint.
+                        let member_labels: Vec<Label> = groups
+                            .iter()
+                            .zip(members)
+                            .filter(|(_, m)| **m)
+                            .flat_map(|(other, _)| other.labels.iter().copied())
+                            .collect();
                         let name = cue_label(self.interner.text(sym));
                         let allowed_names: Vec<String> = member_labels
                             .iter()
@@ -1746,8 +1855,7 @@ impl Engine {
             }
         }
         if b.has_struct {
-            let fronts = std::mem::take(&mut b.fronts);
-            self.order_arcs(v, &fronts);
+            self.order_arcs(v, &b.fronts);
         }
         let vm = self.vm(v);
         vm.value = value;
@@ -1907,7 +2015,8 @@ impl Engine {
                 cv.decl_pos = decl_pos;
                 cv.optional = optional;
             }
-            let mut conjs = leaves.clone();
+            let mut conjs = Vec::with_capacity(leaves.len() + arms.len());
+            conjs.extend(leaves.iter().cloned());
             conjs.extend(arms);
             self.vm(c).conjs = conjs;
             self.vm(c).clone = true;
@@ -1987,45 +2096,55 @@ impl Engine {
     /// disagree), the head of the first non-empty list is taken.
     #[inline(never)]
     fn order_arcs(&mut self, v: VId, fronts: &[(Rc<StructLit>, Vec<Label>)]) {
-        let n_arcs = self.v(v).arcs.len();
+        let arcs = &self.v(v).arcs;
+        let n_arcs = arcs.len();
         if n_arcs < 2 || fronts.is_empty() {
             return;
         }
-        let mut lists: Vec<Vec<Label>> = fronts.iter().map(|(_, l)| l.clone()).collect();
-        let declared: std::collections::HashSet<Label> = lists.iter().flatten().copied().collect();
-        let extra: Vec<Label> = self
-            .v(v)
-            .arcs
-            .keys()
-            .filter(|l| !declared.contains(l))
-            .copied()
+        // Labels as dense numbers: an arc's index, or (a declared label
+        // without an arc) a number past the arcs.
+        let mut unknown: Vec<Label> = Vec::new();
+        let mut index_of = |l: &Label| -> usize {
+            if let Some(i) = arcs.get_index_of(l) {
+                return i;
+            }
+            match unknown.iter().position(|u| u == l) {
+                Some(k) => n_arcs + k,
+                None => {
+                    unknown.push(*l);
+                    n_arcs + unknown.len() - 1
+                }
+            }
+        };
+        let mut lists: Vec<Vec<usize>> = fronts
+            .iter()
+            .map(|(_, l)| l.iter().map(&mut index_of).collect())
             .collect();
+        let n = n_arcs + unknown.len();
+        let mut declared = vec![false; n];
+        for &i in lists.iter().flatten() {
+            declared[i] = true;
+        }
+        let extra: Vec<usize> = (0..n_arcs).filter(|&i| !declared[i]).collect();
         if !extra.is_empty() {
             lists.push(extra);
         }
         // `waiting[l]`: in how many lists `l` appears behind another label.
-        let mut waiting: HashMap<Label, usize> = HashMap::new();
+        let mut waiting = vec![0u32; n];
         for list in &lists {
-            for l in list.iter().skip(1) {
-                *waiting.entry(*l).or_default() += 1;
+            for &l in list.iter().skip(1) {
+                waiting[l] += 1;
             }
         }
         let mut heads = vec![0usize; lists.len()];
-        let mut placed: std::collections::HashSet<Label> = std::collections::HashSet::new();
-        let mut order: Vec<Label> = Vec::new();
+        let mut placed = vec![false; n];
+        let mut order: Vec<usize> = Vec::with_capacity(n);
         // Drops placed labels from the head of list `i`, updating `waiting`.
-        fn skip_placed(
-            list: &[Label],
-            head: &mut usize,
-            placed: &std::collections::HashSet<Label>,
-            waiting: &mut HashMap<Label, usize>,
-        ) {
-            while *head < list.len() && placed.contains(&list[*head]) {
+        fn skip_placed(list: &[usize], head: &mut usize, placed: &[bool], waiting: &mut [u32]) {
+            while *head < list.len() && placed[list[*head]] {
                 *head += 1;
-                if let Some(next) = list.get(*head) {
-                    if let Some(w) = waiting.get_mut(next) {
-                        *w = w.saturating_sub(1);
-                    }
+                if let Some(&next) = list.get(*head) {
+                    waiting[next] = waiting[next].saturating_sub(1);
                 }
             }
         }
@@ -2038,8 +2157,8 @@ impl Engine {
                     continue;
                 };
                 any_left = true;
-                if waiting.get(&l).copied().unwrap_or(0) == 0 {
-                    placed.insert(l);
+                if waiting[l] == 0 {
+                    placed[l] = true;
                     order.push(l);
                     progressed = true;
                     skip_placed(&lists[i], &mut heads[i], &placed, &mut waiting);
@@ -2052,25 +2171,28 @@ impl Engine {
                 // The lists disagree: take the first head.
                 if let Some(i) = (0..lists.len()).find(|&i| heads[i] < lists[i].len()) {
                     let l = lists[i][heads[i]];
-                    placed.insert(l);
+                    placed[l] = true;
                     order.push(l);
                     skip_placed(&lists[i], &mut heads[i], &placed, &mut waiting);
                 }
             }
         }
-        let vm = self.vm(v);
-        if order.iter().zip(vm.arcs.keys()).all(|(a, b)| a == b) {
+        // Labels without an arc are in `order` but not in the result; the
+        // arcs `order` leaves out keep their order at the end.
+        if order.iter().zip(0..n_arcs).all(|(&a, b)| a == b) {
             return;
         }
+        let vm = self.vm(v);
         vm.creation_order = Some(Rc::new(vm.arcs.keys().copied().collect()));
-        let mut arcs = std::mem::take(&mut vm.arcs);
-        let mut sorted = IndexMap::with_capacity(arcs.len());
-        for l in order {
-            if let Some(a) = arcs.shift_remove(&l) {
-                sorted.insert(l, a);
+        let mut sorted = FastIndexMap::with_capacity_and_hasher(n_arcs, Default::default());
+        for &i in &order {
+            if let Some((l, a)) = vm.arcs.get_index(i) {
+                sorted.insert(*l, *a);
             }
         }
-        sorted.extend(arcs);
+        for (l, a) in &vm.arcs {
+            sorted.entry(*l).or_insert(*a);
+        }
         vm.arcs = sorted;
     }
 
@@ -2460,11 +2582,7 @@ impl Engine {
                 )),
             },
             Ref::Predeclared(p) => match p {
-                Predeclared::Kind(k) => Val::Cons(Rc::new(Cons {
-                    kinds: *k,
-                    bounds: Vec::new(),
-                    validators: Vec::new(),
-                })),
+                Predeclared::Kind(k) => Val::Cons(self.kind_cons(*k)),
                 Predeclared::Bounded(name) => bounded_type(name),
                 other => Val::Pre(*other),
             },
@@ -3305,6 +3423,12 @@ impl Engine {
 
     /// Unifies two scalar-level values.
     pub fn unify_scalar(&mut self, a: Val, b: Val, pos: &[Pos]) -> Val {
+        // Without a conflict, no positions are needed.
+        match (&a, &b) {
+            (Val::Top, _) => return b,
+            (_, Val::Top) | (Val::Bottom(_), _) => return a,
+            _ => {}
+        }
         let mut positions = pos.to_vec();
         positions.sort();
         positions.dedup();

@@ -123,7 +123,7 @@ impl Engine {
         }
         if vx.is_list {
             let arcs: Vec<VId> = vx.arcs.values().copied().collect();
-            let mut out = Vec::new();
+            let mut out = Vec::with_capacity(arcs.len());
             let mut ok = true;
             for a in arcs {
                 match self.export_rec(a, depth + 1, errs) {
@@ -136,7 +136,7 @@ impl Engine {
         }
         if vx.is_struct {
             let arcs: Vec<(Label, VId)> = vx.arcs.iter().map(|(l, a)| (*l, *a)).collect();
-            let mut out = IndexMap::new();
+            let mut out = IndexMap::with_capacity(arcs.len());
             let mut ok = true;
             for (l, a) in arcs {
                 let Label::Regular(sym) = l else { continue };
@@ -461,14 +461,14 @@ fn write_json_inner(v: &Value, indent: usize, out: &mut String) {
             }
             out.push_str("[\n");
             for (i, item) in items.iter().enumerate() {
-                out.push_str(&"    ".repeat(indent + 1));
+                push_indent(indent + 1, out);
                 write_json(item, indent + 1, out);
                 if i + 1 < items.len() {
                     out.push(',');
                 }
                 out.push('\n');
             }
-            out.push_str(&"    ".repeat(indent));
+            push_indent(indent, out);
             out.push(']');
         }
         Value::Struct(fields) => {
@@ -479,8 +479,8 @@ fn write_json_inner(v: &Value, indent: usize, out: &mut String) {
             out.push_str("{\n");
             let n = fields.len();
             for (i, (k, item)) in fields.iter().enumerate() {
-                out.push_str(&"    ".repeat(indent + 1));
-                out.push_str(&json_string(k));
+                push_indent(indent + 1, out);
+                push_json_string(k, out);
                 out.push_str(": ");
                 write_json(item, indent + 1, out);
                 if i + 1 < n {
@@ -488,13 +488,20 @@ fn write_json_inner(v: &Value, indent: usize, out: &mut String) {
                 }
                 out.push('\n');
             }
-            out.push_str(&"    ".repeat(indent));
+            push_indent(indent, out);
             out.push('}');
         }
         Value::Float(f) => out.push_str(&json_float(*f)),
         Value::Int(i) => out.push_str(&i.to_string()),
-        Value::String(s) => out.push_str(&json_string(s)),
+        Value::String(s) => push_json_string(s, out),
         other => out.push_str(&other.to_json().to_string()),
+    }
+}
+
+/// Four spaces per level.
+fn push_indent(indent: usize, out: &mut String) {
+    for _ in 0..indent {
+        out.push_str("    ");
     }
 }
 
@@ -505,9 +512,10 @@ fn json_float(f: f64) -> String {
     format_float(f)
 }
 
-/// A JSON string literal with Go's HTML-safe escaping, as `cue export` does.
-pub fn json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
+/// Appends the JSON string literal of `s` with Go's HTML-safe escaping, as
+/// `cue export` does.
+fn push_json_string(s: &str, out: &mut String) {
+    out.reserve(s.len() + 2);
     out.push('"');
     for c in s.chars() {
         match c {
@@ -526,7 +534,6 @@ pub fn json_string(s: &str) -> String {
         }
     }
     out.push('"');
-    out
 }
 
 /// YAML text like cue's yaml.v3 encoder (indent 2).

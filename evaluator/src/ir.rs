@@ -7,6 +7,8 @@ use std::rc::Rc;
 use cuedag_parser::ast::{self, BinaryOp, UnaryOp};
 use cuedag_parser::Span;
 
+use crate::fasthash::FastMap;
+
 /// An interned string.
 pub type Sym = u32;
 
@@ -16,7 +18,7 @@ pub type PkgId = u32;
 /// Interns label names.
 #[derive(Debug, Default, Clone)]
 pub struct Interner {
-    map: HashMap<Rc<str>, Sym>,
+    map: FastMap<Rc<str>, Sym>,
     strs: Vec<Rc<str>>,
 }
 
@@ -341,9 +343,9 @@ pub struct FileC {
 #[derive(Debug, Default, Clone)]
 struct Scope {
     /// Names of fields (identifier text → label), lets and aliases.
-    names: HashMap<String, Label>,
+    names: FastMap<String, Label>,
     /// Names bound in a binding frame (index).
-    vars: HashMap<String, u32>,
+    vars: FastMap<String, u32>,
     /// Whether this is a binding frame.
     is_bind: bool,
 }
@@ -545,11 +547,6 @@ impl<'a> Compiler<'a> {
     fn struct_body(&mut self, decls: &[ast::Decl], span: Span) -> StructLit {
         let mut out = Vec::new();
         let mut is_struct = decls.is_empty();
-        let scope_names = self
-            .scopes
-            .last()
-            .map(|s| s.names.clone())
-            .unwrap_or_default();
         for decl in decls {
             match decl {
                 ast::Decl::Field(f) => {
@@ -567,9 +564,12 @@ impl<'a> Compiler<'a> {
                     out.push(DeclC::Embed(expr));
                 }
                 ast::Decl::Let(l) => {
-                    let label = scope_names
-                        .get(&l.name.name)
-                        .copied()
+                    // The scope of these declarations (aliases a field
+                    // adds to it are removed again after the field).
+                    let label = self
+                        .scopes
+                        .last()
+                        .and_then(|s| s.names.get(&l.name.name).copied())
                         .unwrap_or(Label::Let(0));
                     let value = self.expr(&l.expr);
                     out.push(DeclC::Field(FieldDecl {

@@ -12,6 +12,7 @@ mod api;
 pub mod builtins;
 mod eval;
 mod export;
+mod fasthash;
 mod ir;
 mod load;
 pub mod plan;

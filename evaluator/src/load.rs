@@ -384,10 +384,11 @@ impl LoadState<'_> {
         // Package scope.
         let mut let_counter = self.out.let_counter;
         let mut names: Vec<(String, Label)> = Vec::new();
+        let mut seen_names: std::collections::HashSet<String> = std::collections::HashSet::new();
         for (file_id, _, f) in &parsed {
             let mut c = Compiler::new(&mut self.out.interner, &mut let_counter, pkg, *file_id);
             for n in c.top_names(f) {
-                if !names.iter().any(|(x, _)| x == &n.0) {
+                if seen_names.insert(n.0.clone()) {
                     names.push(n);
                 }
             }
