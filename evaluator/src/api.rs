@@ -887,6 +887,8 @@ fn data_to_cue(v: &Value, indent: usize) -> String {
             s.push(']');
             s
         }
+        Value::BigInt(d) => crate::eval::cue_number_literal(d, true),
+        Value::Float(d) => crate::eval::cue_number_literal(d, false),
         other => crate::eval::value_to_cue(other),
     }
 }

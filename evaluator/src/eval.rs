@@ -91,6 +91,16 @@ impl Atom {
         Atom::Float(Rc::new(d))
     }
 
+    /// The atom as a literal in CUE output (numbers as
+    /// [`cue_number_literal`]; other atoms as [`Atom::to_cue`]).
+    pub fn to_cue_literal(&self) -> String {
+        match self {
+            Atom::BigInt(d) => cue_number_literal(d, true),
+            Atom::Float(d) => cue_number_literal(d, false),
+            other => other.to_cue(),
+        }
+    }
+
     /// CUE syntax for the atom.
     pub fn to_cue(&self) -> String {
         match self {
@@ -101,6 +111,19 @@ impl Atom {
             Atom::Str(s) => quote(s),
             Atom::Bytes(b) => format!("'{}'", String::from_utf8_lossy(b)),
         }
+    }
+}
+
+/// A number as `cue export --out cue` and `cue eval` write it: the decimal's
+/// text with a lowercase exponent, and a float always looking like one
+/// (`1e+3`, `5.0`, `9.99999999999999999980000e+39`). Error messages keep
+/// the decimal's own text (`1E+3`).
+pub fn cue_number_literal(d: &Decimal, is_int: bool) -> String {
+    let text = d.to_string().to_lowercase();
+    if is_int || text.contains(['.', 'e']) {
+        text
+    } else {
+        format!("{text}.0")
     }
 }
 

@@ -359,7 +359,10 @@ impl Engine {
             return format!("{{\n{body}{}}}", "\t".repeat(indent));
         }
         let value = vx.value.clone();
-        self.val_to_cue(&value)
+        match &value {
+            Val::Atom(a) => a.to_cue_literal(),
+            other => self.val_to_cue(other),
+        }
     }
 }
 
@@ -553,12 +556,27 @@ fn yaml_needs_quote(s: &str) -> bool {
     s.chars().any(|c| c.is_control())
 }
 
+/// A number as CUE's YAML encoder writes it: an int's exponent in
+/// lowercase (`1.23e+25`), a float's as the decimal prints it (`1E+3`), with
+/// a point when its text has neither point nor exponent (`5.`).
+pub(crate) fn yaml_number(d: &crate::num::Decimal, is_int: bool) -> String {
+    let text = d.to_string();
+    if is_int {
+        text.to_lowercase()
+    } else if text.contains(['.', 'E']) {
+        text
+    } else {
+        format!("{text}.")
+    }
+}
+
 fn yaml_scalar(v: &Value, indent: usize) -> String {
     match v {
         Value::Null => "null".into(),
         Value::Bool(b) => b.to_string(),
         Value::Int(i) => i.to_string(),
-        Value::BigInt(d) | Value::Float(d) => d.to_string(),
+        Value::BigInt(d) => yaml_number(d, true),
+        Value::Float(d) => yaml_number(d, false),
         Value::String(s) => {
             if s.contains('\n') && !s.chars().any(|c| c.is_control() && c != '\n') {
                 let chomp = if s.ends_with('\n') { "" } else { "-" };

@@ -164,7 +164,8 @@ fn write_scalar(v: &Value, indent: usize, parent: usize, out: &mut String) {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         Value::Int(i) => out.push_str(&i.to_string()),
-        Value::BigInt(d) | Value::Float(d) => out.push_str(&d.to_string()),
+        Value::BigInt(d) => out.push_str(&crate::export::yaml_number(d, true)),
+        Value::Float(d) => out.push_str(&crate::export::yaml_number(d, false)),
         Value::String(s) => write_string(s, indent, out),
         Value::Bytes(b) => {
             use base64::Engine as _;
