@@ -2162,6 +2162,14 @@ impl Engine {
             return "...".into();
         }
         let vx = self.v(w);
+        if vx.disj.is_none() {
+            // Numbers by value: `1.0 | 1.00` is one value, as in CUE.
+            match &vx.value {
+                Val::Atom(Atom::BigInt(d)) => return format!("int:{}", d.reduced()),
+                Val::Atom(Atom::Float(d)) => return format!("float:{}", d.reduced()),
+                _ => {}
+            }
+        }
         if vx.disj.is_some() || !vx.is_struct {
             return self.vertex_to_cue(w, depth);
         }
@@ -2224,7 +2232,27 @@ impl Engine {
                 };
                 let label = match iv {
                     Val::Atom(Atom::Str(s)) => Label::Regular(self.interner.intern(&s)),
-                    Val::Atom(Atom::Int(i)) if i >= 0 => Label::Index(i as u32),
+                    // CUE's labels hold indices up to 2^28 - 2.
+                    Val::Atom(Atom::Int(i)) if (0..=MAX_INDEX).contains(&i) => {
+                        Label::Index(i as u32)
+                    }
+                    Val::Atom(Atom::Int(i)) if i >= 0 && i <= i128::from(i64::MAX) => {
+                        return Val::Bottom(bot(
+                            code::OPERANDS,
+                            format!("int label out of range ({i} not >=0 and <= {MAX_INDEX})"),
+                            vec![e.pos],
+                            false,
+                        ))
+                    }
+                    Val::Atom(ref a @ (Atom::Int(_) | Atom::BigInt(_))) => {
+                        let shown = a.to_cue();
+                        return Val::Bottom(bot(
+                            code::OPERANDS,
+                            format!("invalid index {shown}: {shown}: greater than max int64"),
+                            vec![e.pos],
+                            false,
+                        ));
+                    }
                     other => {
                         return Val::Bottom(bot(
                             code::OPERANDS,
@@ -2648,7 +2676,9 @@ impl Engine {
             match x {
                 None => Ok(d),
                 Some(x) => match s.eval_concrete(x, env)? {
-                    Val::Atom(Atom::Int(i)) if i >= 0 => Ok(i as usize),
+                    Val::Atom(Atom::Int(i)) if i >= 0 => {
+                        Ok(usize::try_from(i).unwrap_or(usize::MAX))
+                    }
                     _ => Err(bot(code::OPERANDS, "invalid slice index", vec![pos], false)),
                 },
             }
@@ -3912,6 +3942,9 @@ fn binary_atoms(
         _ => invalid(&a, &b),
     }
 }
+
+/// The largest list index CUE accepts.
+const MAX_INDEX: i128 = 268_435_454;
 
 /// Most bytes a string or list repetition (`"ab" * n`) may produce.
 const MAX_REPEAT: usize = 1 << 30;

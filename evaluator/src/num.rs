@@ -139,6 +139,26 @@ impl Decimal {
         Some(Decimal { neg, coef, exp })
     }
 
+    /// The value without trailing zeros (`1.00` and `1.0` give `1`), as
+    /// text: equal values give equal text.
+    pub fn reduced(&self) -> String {
+        if self.coef.is_zero() {
+            return "0".to_owned();
+        }
+        let mut coef = self.coef.clone();
+        let mut exp = self.exp;
+        loop {
+            let (q, r) = coef.div_rem(&BigUint::from(10u32));
+            if !r.is_zero() {
+                break;
+            }
+            coef = q;
+            exp += 1;
+        }
+        let sign = if self.neg { "-" } else { "" };
+        format!("{sign}{coef}e{exp}")
+    }
+
     /// Whether the value is zero (of either sign).
     pub fn is_zero(&self) -> bool {
         self.coef.is_zero()

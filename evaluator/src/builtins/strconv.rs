@@ -201,7 +201,7 @@ fn base_arg(args: &[Value], i: usize) -> Result<u32, BuiltinError> {
 }
 
 fn format_int(args: &[Value]) -> R {
-    let n = arg_int(args, 0)?;
+    let n = i128::from(arg_i64(args, 0)?);
     let base = base_arg(args, 1)?;
     let text = radix_text(n.unsigned_abs(), base);
     Ok(Value::String(if n < 0 { format!("-{text}") } else { text }))
@@ -209,6 +209,9 @@ fn format_int(args: &[Value]) -> R {
 
 fn format_uint(args: &[Value]) -> R {
     let n = arg_int(args, 0)?;
+    if n > i128::from(u64::MAX) {
+        return Err(invalid(format!("int {n} overflows uint64 in argument 0")));
+    }
     let base = base_arg(args, 1)?;
     if n < 0 {
         return Err(invalid(format!("cannot use {n} as uint")));
