@@ -3919,9 +3919,9 @@ fn binary_atoms(
                 v.extend_from_slice(y);
                 Val::Atom(Bytes(Rc::from(v)))
             }
-            _ => arith(op, &a, &b).unwrap_or_else(|| invalid(&a, &b)),
+            _ => arith(op, &a, &b, pos).unwrap_or_else(|| invalid(&a, &b)),
         },
-        BinaryOp::Sub => arith(op, &a, &b).unwrap_or_else(|| invalid(&a, &b)),
+        BinaryOp::Sub => arith(op, &a, &b, pos).unwrap_or_else(|| invalid(&a, &b)),
         BinaryOp::Mul => match (&a, &b) {
             (Str(s), Int(n)) | (Int(n), Str(s)) => {
                 let n = usize::try_from((*n).max(0)).unwrap_or(usize::MAX);
@@ -3930,10 +3930,11 @@ fn binary_atoms(
                 }
                 Val::Atom(Str(Rc::from(s.repeat(n))))
             }
-            _ => arith(op, &a, &b).unwrap_or_else(|| invalid(&a, &b)),
+            _ => arith(op, &a, &b, pos).unwrap_or_else(|| invalid(&a, &b)),
         },
         BinaryOp::Div => match (a.dec(), b.dec()) {
             (Some(x), Some(y)) => match x.quo(&y) {
+                Ok(q) if !q.in_range() => exponent_error(pos),
                 Ok(q) => Val::Atom(Atom::float(q)),
                 Err(NumError::DivisionByZero) => err("failed arithmetic: division by zero".into()),
             },
@@ -3941,6 +3942,16 @@ fn binary_atoms(
         },
         _ => invalid(&a, &b),
     }
+}
+
+/// The error of an arithmetic result beyond CUE's exponent range.
+fn exponent_error(pos: Pos) -> Val {
+    Val::Bottom(bot(
+        code::OPERANDS,
+        "failed arithmetic: exponent out of range",
+        vec![pos],
+        false,
+    ))
 }
 
 /// The largest list index CUE accepts.
@@ -3955,7 +3966,7 @@ const EXACT_LIMIT: i128 = 1_000_000_000_000_000_000_000_000;
 
 /// `+`, `-`, `*` on two numbers with CUE's decimal context: ints stay ints,
 /// anything with a float is a float; `None` if either is not a number.
-fn arith(op: BinaryOp, a: &Atom, b: &Atom) -> Option<Val> {
+fn arith(op: BinaryOp, a: &Atom, b: &Atom, pos: Pos) -> Option<Val> {
     if let (Atom::Int(x), Atom::Int(y)) = (a, b) {
         let r = match op {
             BinaryOp::Add => x.checked_add(*y),
@@ -3977,6 +3988,9 @@ fn arith(op: BinaryOp, a: &Atom, b: &Atom) -> Option<Val> {
         BinaryOp::Sub => x.sub(&y),
         _ => x.mul(&y),
     };
+    if !r.in_range() {
+        return Some(exponent_error(pos));
+    }
     Some(Val::Atom(
         if a.kind() == kind::INT && b.kind() == kind::INT {
             Atom::int(r)

@@ -21,6 +21,13 @@ use num_traits::{One, Signed, ToPrimitive, Zero};
 /// Significant digits kept by arithmetic (CUE's decimal context).
 pub const PRECISION: usize = 24;
 
+/// Largest adjusted exponent of an arithmetic result (CUE's context: larger
+/// is "exponent out of range"); the smallest is its negation.
+pub const MAX_EXPONENT: i64 = 100_000;
+
+/// Largest exponent a literal may have (keeps aligning two operands cheap).
+const MAX_LITERAL_EXPONENT: i64 = 1_000_000;
+
 /// An arbitrary-precision decimal: `(-1)^neg * coef * 10^exp`.
 ///
 /// Zero keeps its sign and exponent (`-0.0` and `0.00` print as written),
@@ -133,6 +140,9 @@ impl Decimal {
                 e.parse::<i64>().ok()?
             }
         };
+        if exp.abs() > MAX_LITERAL_EXPONENT {
+            return None;
+        }
         exp = exp.checked_sub(i64::try_from(frac_part.len()).ok()?)?;
         let digits = format!("{int_part}{frac_part}");
         let coef = BigUint::parse_bytes(digits.as_bytes(), 10)?;
@@ -174,10 +184,22 @@ impl Decimal {
         self.exp
     }
 
+    /// Whether an arithmetic result is within CUE's exponent range.
+    pub fn in_range(&self) -> bool {
+        if self.coef.is_zero() {
+            return true;
+        }
+        let adjusted = self.exp + num_digits(&self.coef) as i64 - 1;
+        (-MAX_EXPONENT..=MAX_EXPONENT).contains(&adjusted)
+    }
+
     /// Whether the value is a whole number.
     pub fn is_integral(&self) -> bool {
         if self.exp >= 0 || self.coef.is_zero() {
             return true;
+        }
+        if self.exp.unsigned_abs() > num_digits(&self.coef) as u64 {
+            return false;
         }
         let scale = pow10(self.exp.unsigned_abs());
         (&self.coef % scale).is_zero()
@@ -185,7 +207,9 @@ impl Decimal {
 
     /// The integer value, truncated toward zero.
     pub fn to_bigint_trunc(&self) -> BigInt {
-        let mag = if self.exp >= 0 {
+        let mag = if self.exp < 0 && self.exp.unsigned_abs() > num_digits(&self.coef) as u64 {
+            BigUint::zero()
+        } else if self.exp >= 0 {
             &self.coef * pow10(self.exp.unsigned_abs())
         } else {
             &self.coef / pow10(self.exp.unsigned_abs())
@@ -543,6 +567,16 @@ mod tests {
         assert_eq!(d("0").mul(&d("-1.5")).to_string(), "-0.0");
         assert_eq!(d("-1.5").add(&d("1.5")).to_string(), "0.0");
         assert_eq!(d("0.0").neg().to_string(), "0.0");
+        assert_eq!(
+            d("1e400").add(&d("1")).to_string(),
+            "1.00000000000000000000000E+400"
+        );
+        assert_eq!(
+            d("1e400").sub(&d("1")).to_string(),
+            "1.00000000000000000000000E+400"
+        );
+        assert!(!d("1e99999").mul(&d("1e99999")).in_range());
+        assert!(Decimal::parse("1e9999999").is_none());
     }
 
     #[test]
