@@ -576,7 +576,7 @@ impl Evaluation {
             Val::Atom(a) => match a {
                 crate::eval::Atom::Null => Kind::Null,
                 crate::eval::Atom::Bool(_) => Kind::Bool,
-                crate::eval::Atom::Int(_) => Kind::Int,
+                crate::eval::Atom::Int(_) | crate::eval::Atom::BigInt(_) => Kind::Int,
                 crate::eval::Atom::Float(..) => Kind::Float,
                 crate::eval::Atom::Str(_) => Kind::String,
                 crate::eval::Atom::Bytes(_) => Kind::Bytes,
@@ -887,6 +887,8 @@ fn data_to_cue(v: &Value, indent: usize) -> String {
             s.push(']');
             s
         }
+        Value::BigInt(d) => crate::eval::cue_number_literal(d, true),
+        Value::Float(d) => crate::eval::cue_number_literal(d, false),
         other => crate::eval::value_to_cue(other),
     }
 }

@@ -134,7 +134,7 @@ fn short_text(v: &Value) -> String {
         Value::Null => "null".to_string(),
         Value::Bool(b) => b.to_string(),
         Value::Int(i) => i.to_string(),
-        Value::Float(f) => format_float(*f),
+        Value::BigInt(d) | Value::Float(d) => d.to_string(),
         Value::String(s) => format!("{s:?}"),
         Value::Bytes(b) => format!("'{}'", String::from_utf8_lossy(b)),
         Value::List(_) => "list".to_string(),
@@ -161,6 +161,7 @@ fn arg_bytes(args: &[Value], i: usize) -> Result<&[u8], BuiltinError> {
 fn arg_int(args: &[Value], i: usize) -> Result<i128, BuiltinError> {
     match args.get(i) {
         Some(Value::Int(n)) => Ok(*n),
+        Some(Value::BigInt(d)) => Err(invalid(format!("int {d} overflows int64 in argument {i}"))),
         _ => Err(type_error(args, i, "int")),
     }
 }
@@ -174,7 +175,7 @@ fn arg_i64(args: &[Value], i: usize) -> Result<i64, BuiltinError> {
 fn arg_num(args: &[Value], i: usize) -> Result<f64, BuiltinError> {
     match args.get(i) {
         Some(Value::Int(n)) => Ok(*n as f64),
-        Some(Value::Float(f)) => Ok(*f),
+        Some(Value::BigInt(d) | Value::Float(d)) => Ok(d.to_f64()),
         _ => Err(type_error(args, i, "number")),
     }
 }
@@ -219,28 +220,7 @@ fn number(x: f64) -> Value {
     if x.is_finite() && x.fract() == 0.0 && x.abs() < 9.007_199_254_740_992e15 {
         Value::Int(x as i128)
     } else {
-        Value::Float(x)
-    }
-}
-
-/// Formats a float the way CUE prints a decimal that came from a float
-/// computation: integral values keep one decimal (`2.0`).
-fn format_float(f: f64) -> String {
-    if f.is_nan() {
-        return "NaN".to_string();
-    }
-    if f.is_infinite() {
-        return if f > 0.0 { "+Inf" } else { "-Inf" }.to_string();
-    }
-    if f.fract() == 0.0 && f.abs() < 1e21 {
-        format!("{f:.1}")
-    } else {
-        let text = format!("{f}");
-        if text.contains('e') {
-            text.replace('e', "E")
-        } else {
-            text
-        }
+        Value::float_from_f64(x)
     }
 }
 
@@ -277,6 +257,11 @@ mod tests {
         Value::Int(x)
     }
 
+    /// A float from its decimal text.
+    pub(crate) fn fl(x: &str) -> Value {
+        Value::Float(crate::num::Decimal::parse(x).unwrap())
+    }
+
     pub(crate) fn list(items: Vec<Value>) -> Value {
         Value::List(items)
     }
@@ -298,9 +283,7 @@ mod tests {
     #[test]
     fn numbers_are_ints_when_integral() {
         assert_eq!(number(3.0), Value::Int(3));
-        assert_eq!(number(2.5), Value::Float(2.5));
-        assert_eq!(format_float(2.0), "2.0");
-        assert_eq!(format_float(1.5), "1.5");
+        assert_eq!(number(2.5).number_text().as_deref(), Some("2.5"));
     }
 
     #[test]

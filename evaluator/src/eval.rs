@@ -7,6 +7,7 @@
 //! inside a referenced struct resolve against the new vertex), creating arcs
 //! (children) with their own conjuncts, which are evaluated lazily.
 
+use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -18,6 +19,7 @@ use crate::ir::{
     kind, ClauseC, Compr, DeclC, Ek, FieldLabel, Interner, Label, ListElemC, ListLit, PkgId, Pos,
     Predeclared, Ref, StructLit, E,
 };
+use crate::num::{Decimal, IntDivOp, NumError};
 use crate::value::{Func, Member, Package, Special, Value, ASCENDING, DESCENDING};
 
 /// A vertex number.
@@ -41,10 +43,13 @@ pub enum Atom {
     Null,
     /// bool
     Bool(bool),
-    /// int
+    /// int: an exact integer that fits the fast path (exponent 0, not `-0`)
     Int(i128),
-    /// float (value, literal text if kept)
-    Float(f64, Option<Rc<str>>),
+    /// int: any other integer (huge, `-0`, or a rounded result such as
+    /// `9.99999999999999999980000E+39`)
+    BigInt(Rc<Decimal>),
+    /// float: a decimal, printed as CUE does (`2.50`, `1E+3`)
+    Float(Rc<Decimal>),
     /// string
     Str(Rc<str>),
     /// bytes
@@ -56,18 +61,48 @@ impl Atom {
         match self {
             Atom::Null => kind::NULL,
             Atom::Bool(_) => kind::BOOL,
-            Atom::Int(_) => kind::INT,
+            Atom::Int(_) | Atom::BigInt(_) => kind::INT,
             Atom::Float(..) => kind::FLOAT,
             Atom::Str(_) => kind::STRING,
             Atom::Bytes(_) => kind::BYTES,
         }
     }
 
-    fn num(&self) -> Option<f64> {
+    /// The number as a decimal, for ints and floats.
+    fn dec(&self) -> Option<Decimal> {
         match self {
-            Atom::Int(i) => Some(*i as f64),
-            Atom::Float(f, _) => Some(*f),
+            Atom::Int(i) => Some(Decimal::from_i128(*i)),
+            Atom::BigInt(d) | Atom::Float(d) => Some((**d).clone()),
             _ => None,
+        }
+    }
+
+    fn is_num(&self) -> bool {
+        matches!(self, Atom::Int(_) | Atom::BigInt(_) | Atom::Float(_))
+    }
+
+    /// An int atom for an integer decimal (the `i128` fast path when it fits).
+    pub(crate) fn int(d: Decimal) -> Atom {
+        if d.exponent() == 0 && !(d.is_zero() && d.is_negative()) {
+            if let Some(i) = d.to_i128() {
+                return Atom::Int(i);
+            }
+        }
+        Atom::BigInt(Rc::new(d))
+    }
+
+    /// A float atom.
+    pub(crate) fn float(d: Decimal) -> Atom {
+        Atom::Float(Rc::new(d))
+    }
+
+    /// The atom as a literal in CUE output (numbers as
+    /// [`cue_number_literal`]; other atoms as [`Atom::to_cue`]).
+    pub fn to_cue_literal(&self) -> String {
+        match self {
+            Atom::BigInt(d) => cue_number_literal(d, true),
+            Atom::Float(d) => cue_number_literal(d, false),
+            other => other.to_cue(),
         }
     }
 
@@ -77,23 +112,23 @@ impl Atom {
             Atom::Null => "null".into(),
             Atom::Bool(b) => b.to_string(),
             Atom::Int(i) => i.to_string(),
-            Atom::Float(f, text) => match text {
-                Some(t) => t.to_string(),
-                None => format_float(*f),
-            },
+            Atom::BigInt(d) | Atom::Float(d) => d.to_string(),
             Atom::Str(s) => quote(s),
             Atom::Bytes(b) => format!("'{}'", String::from_utf8_lossy(b)),
         }
     }
 }
 
-/// Formats a float like CUE does for simple cases: a float always shows it
-/// is one (`2.0`, never `2`, which would read back as an int).
-pub fn format_float(f: f64) -> String {
-    if f.is_finite() && f == f.trunc() && f.abs() < 1e21 {
-        format!("{f:.1}")
+/// A number as `cue export --out cue` and `cue eval` write it: the decimal's
+/// text with a lowercase exponent, and a float always looking like one
+/// (`1e+3`, `5.0`, `9.99999999999999999980000e+39`). Error messages keep
+/// the decimal's own text (`1E+3`).
+pub fn cue_number_literal(d: &Decimal, is_int: bool) -> String {
+    let text = d.to_string().to_lowercase();
+    if is_int || text.contains(['.', 'e']) {
+        text
     } else {
-        format!("{f}")
+        format!("{text}.0")
     }
 }
 
@@ -2302,6 +2337,14 @@ impl Engine {
             return "...".into();
         }
         let vx = self.v(w);
+        if vx.disj.is_none() {
+            // Numbers by value: `1.0 | 1.00` is one value, as in CUE.
+            match &vx.value {
+                Val::Atom(Atom::BigInt(d)) => return format!("int:{}", d.reduced()),
+                Val::Atom(Atom::Float(d)) => return format!("float:{}", d.reduced()),
+                _ => {}
+            }
+        }
         if vx.disj.is_some() || !vx.is_struct {
             return self.vertex_to_cue(w, depth);
         }
@@ -2338,7 +2381,8 @@ impl Engine {
             Ek::Null => Val::Atom(Atom::Null),
             Ek::Bool(x) => Val::Atom(Atom::Bool(*x)),
             Ek::Int(i) => Val::Atom(Atom::Int(*i)),
-            Ek::Float(f, t) => Val::Atom(Atom::Float(*f, Some(t.clone()))),
+            Ek::BigInt(d) => Val::Atom(Atom::BigInt(d.clone())),
+            Ek::Float(d) => Val::Atom(Atom::Float(d.clone())),
             Ek::Str(s) => Val::Atom(Atom::Str(s.clone())),
             Ek::Bytes(b) => Val::Atom(Atom::Bytes(b.clone())),
             Ek::Error(msg) => {
@@ -2367,7 +2411,27 @@ impl Engine {
                 };
                 let label = match iv {
                     Val::Atom(Atom::Str(s)) => Label::Regular(self.interner.intern(&s)),
-                    Val::Atom(Atom::Int(i)) if i >= 0 => Label::Index(i as u32),
+                    // CUE's labels hold indices up to 2^28 - 2.
+                    Val::Atom(Atom::Int(i)) if (0..=MAX_INDEX).contains(&i) => {
+                        Label::Index(i as u32)
+                    }
+                    Val::Atom(Atom::Int(i)) if i >= 0 && i <= i128::from(i64::MAX) => {
+                        return Val::Bottom(bot(
+                            code::OPERANDS,
+                            format!("int label out of range ({i} not >=0 and <= {MAX_INDEX})"),
+                            vec![e.pos],
+                            false,
+                        ))
+                    }
+                    Val::Atom(ref a @ (Atom::Int(_) | Atom::BigInt(_))) => {
+                        let shown = a.to_cue();
+                        return Val::Bottom(bot(
+                            code::OPERANDS,
+                            format!("invalid index {shown}: {shown}: greater than max int64"),
+                            vec![e.pos],
+                            false,
+                        ));
+                    }
                     other => {
                         return Val::Bottom(bot(
                             code::OPERANDS,
@@ -2407,10 +2471,7 @@ impl Engine {
                                 Atom::Str(s) => out.push_str(&s),
                                 Atom::Bytes(b) => out.push_str(&String::from_utf8_lossy(&b)),
                                 Atom::Int(i) => out.push_str(&i.to_string()),
-                                Atom::Float(f, t) => match t {
-                                    Some(t) => out.push_str(&t),
-                                    None => out.push_str(&format_float(f)),
-                                },
+                                Atom::BigInt(d) | Atom::Float(d) => out.push_str(&d.to_string()),
                                 Atom::Bool(b) => out.push_str(&b.to_string()),
                                 Atom::Null => {
                                     return Val::Bottom(bot(
@@ -2790,7 +2851,9 @@ impl Engine {
             match x {
                 None => Ok(d),
                 Some(x) => match s.eval_concrete(x, env)? {
-                    Val::Atom(Atom::Int(i)) if i >= 0 => Ok(i as usize),
+                    Val::Atom(Atom::Int(i)) if i >= 0 => {
+                        Ok(usize::try_from(i).unwrap_or(usize::MAX))
+                    }
                     _ => Err(bot(code::OPERANDS, "invalid slice index", vec![pos], false)),
                 },
             }
@@ -2865,7 +2928,7 @@ impl Engine {
                 }
                 BoundOp::Ne => kind::SCALAR,
                 _ => match a {
-                    Atom::Int(_) | Atom::Float(..) => kind::NUMBER,
+                    Atom::Int(_) | Atom::BigInt(_) | Atom::Float(_) => kind::NUMBER,
                     Atom::Str(_) => kind::STRING,
                     Atom::Bytes(_) => kind::BYTES,
                     _ => {
@@ -2880,12 +2943,11 @@ impl Engine {
             }));
         }
         match (op, a) {
-            (UnaryOp::Neg, Atom::Int(i)) => Val::Atom(Atom::Int(-i)),
-            (UnaryOp::Neg, Atom::Float(f, t)) => Val::Atom(Atom::Float(
-                -f,
-                t.map(|t| Rc::from(format!("-{t}").as_str())),
-            )),
-            (UnaryOp::Plus, a @ (Atom::Int(_) | Atom::Float(..))) => Val::Atom(a),
+            (UnaryOp::Neg, Atom::Int(i)) if i != i128::MIN => Val::Atom(Atom::Int(-i)),
+            (UnaryOp::Neg, Atom::Int(i)) => Val::Atom(Atom::int(Decimal::from_i128(i).neg())),
+            (UnaryOp::Neg, Atom::BigInt(d)) => Val::Atom(Atom::int(d.neg())),
+            (UnaryOp::Neg, Atom::Float(d)) => Val::Atom(Atom::float(d.neg())),
+            (UnaryOp::Plus, a @ (Atom::Int(_) | Atom::BigInt(_) | Atom::Float(_))) => Val::Atom(a),
             (UnaryOp::Not, Atom::Bool(b)) => Val::Atom(Atom::Bool(!b)),
             (_, a) => Val::Bottom(bot(
                 code::OPERANDS,
@@ -2962,6 +3024,18 @@ impl Engine {
                 if op == BinaryOp::Mul && self.v(a).is_list =>
             {
                 let one: Vec<VId> = self.v(a).arcs.values().copied().collect();
+                if one
+                    .len()
+                    .saturating_mul(usize::try_from(n.max(0)).unwrap_or(usize::MAX))
+                    > MAX_REPEAT
+                {
+                    return Val::Bottom(bot(
+                        code::OPERANDS,
+                        format!("list repeated {n} times is too long"),
+                        vec![pos],
+                        false,
+                    ));
+                }
                 let mut elems = Vec::new();
                 for _ in 0..n.max(0) {
                     elems.extend(one.iter().copied());
@@ -3341,26 +3415,13 @@ impl Engine {
                 )),
             },
             Predeclared::Div | Predeclared::Mod | Predeclared::Quo | Predeclared::Rem => {
-                let (Val::Atom(Atom::Int(a)), Val::Atom(Atom::Int(b))) = (&vals[0], &vals[1])
-                else {
-                    return Val::Bottom(bot(
-                        code::OPERANDS,
-                        "arguments must be integers",
-                        vec![pos],
-                        false,
-                    ));
+                let op = match p {
+                    Predeclared::Div => IntDivOp::Div,
+                    Predeclared::Mod => IntDivOp::Mod,
+                    Predeclared::Quo => IntDivOp::Quo,
+                    _ => IntDivOp::Rem,
                 };
-                let (a, b) = (*a, *b);
-                if b == 0 {
-                    return Val::Bottom(bot(code::OPERANDS, "division by zero", vec![pos], false));
-                }
-                let r = match p {
-                    Predeclared::Div => a.div_euclid(b),
-                    Predeclared::Mod => a.rem_euclid(b),
-                    Predeclared::Quo => a / b,
-                    _ => a % b,
-                };
-                Val::Atom(Atom::Int(r))
+                int_div_atoms(op, &vals[0], &vals[1], pos)
             }
             _ => Val::Bottom(bot(code::BUILTIN, "invalid call", vec![pos], false)),
         }
@@ -3694,10 +3755,18 @@ pub fn cue_label(name: &str) -> String {
 }
 
 fn atoms_equal(a: &Atom, b: &Atom) -> bool {
-    match (a, b) {
-        (Atom::Float(x, _), Atom::Float(y, _)) => x == y,
-        _ => a == b,
+    if a.is_num() && b.is_num() && a.kind() == b.kind() {
+        return num_cmp(a, b) == Some(std::cmp::Ordering::Equal);
     }
+    a == b
+}
+
+/// Orders two numbers by value (`None` if either is not a number).
+fn num_cmp(a: &Atom, b: &Atom) -> Option<std::cmp::Ordering> {
+    if let (Atom::Int(x), Atom::Int(y)) = (a, b) {
+        return Some(x.cmp(y));
+    }
+    Some(a.dec()?.cmp_value(&b.dec()?))
 }
 
 /// Kind name of a single kind bit.
@@ -3783,26 +3852,28 @@ fn simplify_cons(
     let mut upper: Option<(BoundOp, Atom)> = None;
     let mut others = Vec::new();
     for (op, a) in bounds.drain(..) {
-        match (op, a.num()) {
-            (BoundOp::Gt | BoundOp::Ge, Some(n)) => {
+        match op {
+            BoundOp::Gt | BoundOp::Ge if a.is_num() => {
                 let replace = match &lower {
                     None => true,
-                    Some((lop, la)) => {
-                        let ln = la.num().unwrap_or(f64::MIN);
-                        n > ln || (n == ln && op == BoundOp::Gt && *lop == BoundOp::Ge)
-                    }
+                    Some((lop, la)) => match num_cmp(&a, la) {
+                        Some(Ordering::Greater) => true,
+                        Some(Ordering::Equal) => op == BoundOp::Gt && *lop == BoundOp::Ge,
+                        _ => false,
+                    },
                 };
                 if replace {
                     lower = Some((op, a));
                 }
             }
-            (BoundOp::Lt | BoundOp::Le, Some(n)) => {
+            BoundOp::Lt | BoundOp::Le if a.is_num() => {
                 let replace = match &upper {
                     None => true,
-                    Some((uop, ua)) => {
-                        let un = ua.num().unwrap_or(f64::MAX);
-                        n < un || (n == un && op == BoundOp::Lt && *uop == BoundOp::Le)
-                    }
+                    Some((uop, ua)) => match num_cmp(&a, ua) {
+                        Some(Ordering::Less) => true,
+                        Some(Ordering::Equal) => op == BoundOp::Lt && *uop == BoundOp::Le,
+                        _ => false,
+                    },
                 };
                 if replace {
                     upper = Some((op, a));
@@ -3812,8 +3883,10 @@ fn simplify_cons(
         }
     }
     if let (Some((lop, la)), Some((uop, ua))) = (&lower, &upper) {
-        let (ln, un) = (la.num().unwrap_or(0.0), ua.num().unwrap_or(0.0));
-        if ln > un || (ln == un && (*lop == BoundOp::Gt || *uop == BoundOp::Lt)) {
+        let ord = num_cmp(la, ua).unwrap_or(Ordering::Less);
+        if ord == Ordering::Greater
+            || (ord == Ordering::Equal && (*lop == BoundOp::Gt || *uop == BoundOp::Lt))
+        {
             return Val::Bottom(bot(
                 code::CONFLICT,
                 format!(
@@ -3827,15 +3900,23 @@ fn simplify_cons(
                 false,
             ));
         }
-        if ln == un && *lop == BoundOp::Ge && *uop == BoundOp::Le {
+        if ord == Ordering::Equal && *lop == BoundOp::Ge && *uop == BoundOp::Le {
             if let Atom::Int(i) = la {
                 return Val::Atom(Atom::Int(*i));
             }
         }
         if kinds == kind::INT {
             if let (Atom::Int(l), Atom::Int(u)) = (la, ua) {
-                let lo = if *lop == BoundOp::Gt { l + 1 } else { *l };
-                let hi = if *uop == BoundOp::Lt { u - 1 } else { *u };
+                let lo = if *lop == BoundOp::Gt {
+                    l.saturating_add(1)
+                } else {
+                    *l
+                };
+                let hi = if *uop == BoundOp::Lt {
+                    u.saturating_sub(1)
+                } else {
+                    *u
+                };
                 if lo == hi {
                     return Val::Atom(Atom::Int(lo));
                 }
@@ -3875,8 +3956,7 @@ fn check_bound(
             if op == BoundOp::Ne {
                 return Some(!atoms_equal(x, b));
             }
-            let (p, q) = (x.num()?, b.num()?);
-            p.partial_cmp(&q)?
+            num_cmp(x, b)?
         }
     };
     Some(match op {
@@ -3887,6 +3967,16 @@ fn check_bound(
         BoundOp::Ne => ord != Ordering::Equal,
         BoundOp::Match | BoundOp::NotMatch => false,
     })
+}
+
+/// `>=-max & <=max` for a float type.
+fn float_bounds(max: &str) -> (u16, Option<Atom>, Option<Atom>) {
+    let max = Decimal::parse(max).unwrap_or_else(Decimal::zero);
+    (
+        kind::NUMBER,
+        Some(Atom::float(max.neg())),
+        Some(Atom::float(max)),
+    )
 }
 
 fn bounded_type(name: &str) -> Val {
@@ -3922,17 +4012,15 @@ fn bounded_type(name: &str) -> Val {
             Some(Atom::Int(0)),
             Some(Atom::Int(i128::from(u64::MAX))),
         ),
-        "uint128" => (kind::INT, Some(Atom::Int(0)), Some(Atom::Int(i128::MAX))),
-        "float32" => (
-            kind::NUMBER,
-            Some(Atom::Float(-3.402_823_466_385_288_6e38, None)),
-            Some(Atom::Float(3.402_823_466_385_288_6e38, None)),
+        "uint128" => (
+            kind::INT,
+            Some(Atom::Int(0)),
+            Some(Atom::int(Decimal::from_bigint(&num_bigint::BigInt::from(
+                u128::MAX,
+            )))),
         ),
-        _ => (
-            kind::NUMBER,
-            Some(Atom::Float(f64::MIN, None)),
-            Some(Atom::Float(f64::MAX, None)),
-        ),
+        "float32" => float_bounds("3.40282346638528859811704183484516925440e+38"),
+        _ => float_bounds("1.797693134862315708145274237317043567981e+308"),
     };
     let mut bounds = Vec::new();
     if let Some(l) = lo {
@@ -3946,29 +4034,6 @@ fn bounded_type(name: &str) -> Val {
         bounds,
         validators: Vec::new(),
     }))
-}
-
-/// Fractional digits of a float literal or result (`1.50` → 2).
-fn float_scale(a: &Atom) -> Option<usize> {
-    match a {
-        Atom::Int(_) => Some(0),
-        // An exponent form (`1e3`) has no fixed decimal places to keep.
-        Atom::Float(_, Some(t)) if t.contains(['e', 'E']) => None,
-        Atom::Float(_, Some(t)) => {
-            let mantissa = t.split(['e', 'E']).next().unwrap_or("");
-            Some(mantissa.split_once('.').map(|(_, f)| f.len()).unwrap_or(0))
-        }
-        _ => None,
-    }
-}
-
-/// A float result keeping decimal places like CUE's decimal arithmetic.
-fn float_atom(x: f64, scale: Option<usize>) -> Val {
-    let text = match scale {
-        Some(s) if x.is_finite() && x.abs() < 1e15 => Some(Rc::from(format!("{x:.s$}").as_str())),
-        _ => None,
-    };
-    Val::Atom(Atom::Float(x, text))
 }
 
 fn binary_atoms(
@@ -3992,9 +4057,10 @@ fn binary_atoms(
     };
     match op {
         BinaryOp::Equal | BinaryOp::NotEqual => {
-            let eq = match (&a, &b) {
-                (Int(_) | Float(..), Int(_) | Float(..)) => a.num() == b.num(),
-                _ => a == b,
+            let eq = if a.is_num() && b.is_num() {
+                num_cmp(&a, &b) == Some(Ordering::Equal)
+            } else {
+                a == b
             };
             let comparable = a.kind() == b.kind()
                 || (a.kind() & kind::NUMBER != 0 && b.kind() & kind::NUMBER != 0)
@@ -4012,7 +4078,7 @@ fn binary_atoms(
                 BinaryOp::Greater => BoundOp::Gt,
                 _ => BoundOp::Ge,
             };
-            let comparable = a.kind() == b.kind() || (a.num().is_some() && b.num().is_some());
+            let comparable = a.kind() == b.kind() || (a.is_num() && b.is_num());
             if !comparable || matches!(a, Null | Bool(_)) {
                 return invalid(&a, &b);
             }
@@ -4036,68 +4102,139 @@ fn binary_atoms(
             }
         }
         BinaryOp::Add => match (&a, &b) {
-            (Int(x), Int(y)) => x
-                .checked_add(*y)
-                .map(|r| Val::Atom(Int(r)))
-                .unwrap_or_else(|| err("integer overflow".into())),
             (Str(x), Str(y)) => Val::Atom(Str(Rc::from(format!("{x}{y}")))),
             (Bytes(x), Bytes(y)) => {
                 let mut v = x.to_vec();
                 v.extend_from_slice(y);
                 Val::Atom(Bytes(Rc::from(v)))
             }
-            _ => match (a.num(), b.num()) {
-                (Some(x), Some(y)) => float_atom(
-                    x + y,
-                    float_scale(&a).zip(float_scale(&b)).map(|(p, q)| p.max(q)),
-                ),
-                _ => invalid(&a, &b),
-            },
+            _ => arith(op, &a, &b, pos).unwrap_or_else(|| invalid(&a, &b)),
         },
-        BinaryOp::Sub => match (&a, &b) {
-            (Int(x), Int(y)) => x
-                .checked_sub(*y)
-                .map(|r| Val::Atom(Int(r)))
-                .unwrap_or_else(|| err("integer overflow".into())),
-            _ => match (a.num(), b.num()) {
-                (Some(x), Some(y)) => float_atom(
-                    x - y,
-                    float_scale(&a).zip(float_scale(&b)).map(|(p, q)| p.max(q)),
-                ),
-                _ => invalid(&a, &b),
-            },
-        },
+        BinaryOp::Sub => arith(op, &a, &b, pos).unwrap_or_else(|| invalid(&a, &b)),
         BinaryOp::Mul => match (&a, &b) {
-            (Int(x), Int(y)) => x
-                .checked_mul(*y)
-                .map(|r| Val::Atom(Int(r)))
-                .unwrap_or_else(|| err("integer overflow".into())),
             (Str(s), Int(n)) | (Int(n), Str(s)) => {
-                Val::Atom(Str(Rc::from(s.repeat((*n).max(0) as usize))))
+                let n = usize::try_from((*n).max(0)).unwrap_or(usize::MAX);
+                if s.len().saturating_mul(n) > MAX_REPEAT {
+                    return err(format!("string repeated {n} times is too long"));
+                }
+                Val::Atom(Str(Rc::from(s.repeat(n))))
             }
-            _ => match (a.num(), b.num()) {
-                (Some(x), Some(y)) => float_atom(
-                    x * y,
-                    float_scale(&a).zip(float_scale(&b)).map(|(p, q)| p + q),
-                ),
-                _ => invalid(&a, &b),
-            },
+            _ => arith(op, &a, &b, pos).unwrap_or_else(|| invalid(&a, &b)),
         },
-        BinaryOp::Div => match (a.num(), b.num()) {
-            (Some(_), Some(0.0)) => err("division by zero".into()),
-            (Some(x), Some(y)) => {
-                // CUE's decimal quotient is reduced: `6 / 3` prints `2`.
-                let q = x / y;
-                let text = if q.is_finite() && q == q.trunc() && q.abs() < 1e15 {
-                    Some(Rc::from(format!("{q:.0}").as_str()))
-                } else {
-                    None
-                };
-                Val::Atom(Float(q, text))
-            }
+        BinaryOp::Div => match (a.dec(), b.dec()) {
+            (Some(x), Some(y)) => match x.quo(&y) {
+                Ok(q) if !q.in_range() => exponent_error(pos),
+                Ok(q) => Val::Atom(Atom::float(q)),
+                Err(NumError::DivisionByZero) => err("failed arithmetic: division by zero".into()),
+            },
             _ => invalid(&a, &b),
         },
         _ => invalid(&a, &b),
+    }
+}
+
+/// The error of an arithmetic result beyond CUE's exponent range.
+fn exponent_error(pos: Pos) -> Val {
+    Val::Bottom(bot(
+        code::OPERANDS,
+        "failed arithmetic: exponent out of range",
+        vec![pos],
+        false,
+    ))
+}
+
+/// The largest list index CUE accepts.
+const MAX_INDEX: i128 = 268_435_454;
+
+/// Most bytes a string or list repetition (`"ab" * n`) may produce.
+const MAX_REPEAT: usize = 1 << 30;
+
+/// Below this an `i128` result of `+`, `-` or `*` needs no rounding (it has
+/// at most 24 digits).
+const EXACT_LIMIT: i128 = 1_000_000_000_000_000_000_000_000;
+
+/// `+`, `-`, `*` on two numbers with CUE's decimal context: ints stay ints,
+/// anything with a float is a float; `None` if either is not a number.
+fn arith(op: BinaryOp, a: &Atom, b: &Atom, pos: Pos) -> Option<Val> {
+    if let (Atom::Int(x), Atom::Int(y)) = (a, b) {
+        let r = match op {
+            BinaryOp::Add => x.checked_add(*y),
+            BinaryOp::Sub => x.checked_sub(*y),
+            _ => x
+                .checked_mul(*y)
+                .filter(|r| *r != 0 || (*x < 0) == (*y < 0)),
+        };
+        if let Some(r) = r.filter(|r| r.unsigned_abs() < EXACT_LIMIT.unsigned_abs()) {
+            return Some(Val::Atom(Atom::Int(r)));
+        }
+    }
+    if !a.is_num() || !b.is_num() {
+        return None;
+    }
+    let (x, y) = (a.dec()?, b.dec()?);
+    let r = match op {
+        BinaryOp::Add => x.add(&y),
+        BinaryOp::Sub => x.sub(&y),
+        _ => x.mul(&y),
+    };
+    if !r.in_range() {
+        return Some(exponent_error(pos));
+    }
+    Some(Val::Atom(
+        if a.kind() == kind::INT && b.kind() == kind::INT {
+            Atom::int(r)
+        } else {
+            Atom::float(r)
+        },
+    ))
+}
+
+/// `div`, `mod`, `quo` and `rem` on two int atoms: exact, as CUE's big
+/// integer division (a fast path for `i128`).
+fn int_div_atoms(op: IntDivOp, a: &Val, b: &Val, pos: Pos) -> Val {
+    let (Val::Atom(a), Val::Atom(b)) = (a, b) else {
+        return Val::Bottom(bot(
+            code::OPERANDS,
+            "arguments must be integers",
+            vec![pos],
+            false,
+        ));
+    };
+    if !matches!(a, Atom::Int(_) | Atom::BigInt(_)) || !matches!(b, Atom::Int(_) | Atom::BigInt(_))
+    {
+        return Val::Bottom(bot(
+            code::OPERANDS,
+            "arguments must be integers",
+            vec![pos],
+            false,
+        ));
+    }
+    if let (Atom::Int(x), Atom::Int(y)) = (a, b) {
+        let (x, y) = (*x, *y);
+        if y == 0 {
+            return Val::Bottom(bot(code::OPERANDS, "division by zero", vec![pos], false));
+        }
+        let r = match op {
+            IntDivOp::Div => x.checked_div_euclid(y),
+            IntDivOp::Mod => x.checked_rem_euclid(y),
+            IntDivOp::Quo => x.checked_div(y),
+            IntDivOp::Rem => x.checked_rem(y),
+        };
+        if let Some(r) = r {
+            return Val::Atom(Atom::Int(r));
+        }
+    }
+    let (Some(x), Some(y)) = (a.dec(), b.dec()) else {
+        return Val::Bottom(bot(
+            code::OPERANDS,
+            "arguments must be integers",
+            vec![pos],
+            false,
+        ));
+    };
+    match crate::num::int_div(op, &x.to_bigint_trunc(), &y.to_bigint_trunc()) {
+        Some(r) => Val::Atom(Atom::int(Decimal::from_bigint(&r))),
+        None => Val::Bottom(bot(code::OPERANDS, "division by zero", vec![pos], false)),
     }
 }
 
@@ -4107,7 +4244,8 @@ fn value_to_atom(v: &Value) -> Atom {
         Value::Null => Atom::Null,
         Value::Bool(b) => Atom::Bool(*b),
         Value::Int(i) => Atom::Int(*i),
-        Value::Float(f) => Atom::Float(*f, None),
+        Value::BigInt(d) => Atom::int(d.clone()),
+        Value::Float(d) => Atom::float(d.clone()),
         Value::String(s) => Atom::Str(Rc::from(s.as_str())),
         Value::Bytes(b) => Atom::Bytes(Rc::from(b.as_slice())),
         Value::List(_) | Value::Struct(_) => Atom::Null,
@@ -4119,7 +4257,8 @@ fn atom_to_value(a: &Atom) -> Value {
         Atom::Null => Value::Null,
         Atom::Bool(b) => Value::Bool(*b),
         Atom::Int(i) => Value::Int(*i),
-        Atom::Float(f, _) => Value::Float(*f),
+        Atom::BigInt(d) => Value::BigInt((**d).clone()),
+        Atom::Float(d) => Value::Float((**d).clone()),
         Atom::Str(s) => Value::String(s.to_string()),
         Atom::Bytes(b) => Value::Bytes(b.to_vec()),
     }
@@ -4146,7 +4285,7 @@ pub fn value_to_cue(v: &Value) -> String {
         Value::Null => "null".into(),
         Value::Bool(b) => b.to_string(),
         Value::Int(i) => i.to_string(),
-        Value::Float(f) => format_float(*f),
+        Value::BigInt(d) | Value::Float(d) => d.to_string(),
         Value::String(s) => quote(s),
         Value::Bytes(b) => format!("'{}'", String::from_utf8_lossy(b)),
         Value::List(l) => format!(

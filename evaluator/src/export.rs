@@ -5,7 +5,7 @@ use std::rc::Rc;
 
 use indexmap::IndexMap;
 
-use crate::eval::{cue_label, format_float, quote, Atom, Bottom, Engine, VId, Val};
+use crate::eval::{cue_label, quote, Atom, Bottom, Engine, VId, Val};
 use crate::ir::Label;
 use crate::value::Value;
 
@@ -363,55 +363,11 @@ impl Engine {
             return format!("{{\n{body}{}}}", "\t".repeat(indent));
         }
         let value = vx.value.clone();
-        self.val_to_cue(&value)
-    }
-}
-
-fn is_integer_text(text: &str) -> bool {
-    let digits = text.strip_prefix('-').unwrap_or(text);
-    !digits.is_empty() && digits.bytes().all(|c| c.is_ascii_digit())
-}
-
-/// The text CUE (apd) prints for a decimal literal with an exponent:
-/// `0.5e1` is `5`, `1e3` is `1E+3`, `2.5e-2` is `0.025`. `None` when the
-/// text is not such a literal.
-fn exponent_literal_text(text: &str) -> Option<String> {
-    let (mantissa, exp) = text.split_once(['e', 'E'])?;
-    let exp: i64 = exp.strip_prefix('+').unwrap_or(exp).parse().ok()?;
-    let (neg, mantissa) = match mantissa.strip_prefix('-') {
-        Some(m) => (true, m),
-        None => (false, mantissa),
-    };
-    let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-    if !(int_part.bytes().chain(frac_part.bytes())).all(|c| c.is_ascii_digit()) {
-        return None;
-    }
-    let all = format!("{int_part}{frac_part}");
-    let digits = all.trim_start_matches('0');
-    let digits = if digits.is_empty() { "0" } else { digits };
-    let exp = exp - frac_part.len() as i64;
-    let adjusted = exp + digits.len() as i64 - 1;
-    let body = if exp <= 0 && adjusted >= -6 {
-        let point = digits.len() as i64 + exp;
-        if exp == 0 {
-            digits.to_string()
-        } else if point > 0 {
-            let (a, b) = digits.split_at(point as usize);
-            format!("{a}.{b}")
-        } else {
-            format!("0.{}{digits}", "0".repeat((-point) as usize))
+        match &value {
+            Val::Atom(a) => a.to_cue_literal(),
+            other => self.val_to_cue(other),
         }
-    } else {
-        let (first, rest) = digits.split_at(1);
-        let rest = if rest.is_empty() {
-            String::new()
-        } else {
-            format!(".{rest}")
-        };
-        let sign = if adjusted >= 0 { "+" } else { "-" };
-        format!("{first}{rest}E{sign}{}", adjusted.abs())
-    };
-    Some(if neg { format!("-{body}") } else { body })
+    }
 }
 
 fn atom_value(a: &Atom) -> Value {
@@ -419,22 +375,8 @@ fn atom_value(a: &Atom) -> Value {
         Atom::Null => Value::Null,
         Atom::Bool(b) => Value::Bool(*b),
         Atom::Int(i) => Value::Int(*i),
-        // A decimal without fractional digits (`6 / 3`) prints as CUE prints
-        // it, like an integer; data carries no kind beyond its text.
-        Atom::Float(_, Some(text)) if is_integer_text(text) => match text.parse::<i128>() {
-            Ok(i) => Value::Int(i),
-            Err(_) => Value::Float(text.parse::<f64>().unwrap_or(f64::NAN)),
-        },
-        // The decimal's text is exact where the binary float is not
-        // (`0.1 + 0.2` is `0.3`).
-        Atom::Float(f, Some(text)) => match exponent_literal_text(text) {
-            Some(apd) if is_integer_text(&apd) => match apd.parse::<i128>() {
-                Ok(i) => Value::Int(i),
-                Err(_) => Value::Float(*f),
-            },
-            _ => Value::Float(text.parse::<f64>().unwrap_or(*f)),
-        },
-        Atom::Float(f, None) => Value::Float(*f),
+        Atom::BigInt(d) => Value::BigInt((**d).clone()),
+        Atom::Float(d) => Value::Float((**d).clone()),
         Atom::Str(s) => Value::String(s.to_string()),
         Atom::Bytes(b) => Value::Bytes(b.to_vec()),
     }
@@ -491,7 +433,7 @@ fn write_json_inner(v: &Value, indent: usize, out: &mut String) {
             push_indent(indent, out);
             out.push('}');
         }
-        Value::Float(f) => out.push_str(&json_float(*f)),
+        Value::BigInt(d) | Value::Float(d) => out.push_str(&d.to_string()),
         Value::Int(i) => out.push_str(&i.to_string()),
         Value::String(s) => push_json_string(s, out),
         other => out.push_str(&other.to_json().to_string()),
@@ -503,13 +445,6 @@ fn push_indent(indent: usize, out: &mut String) {
     for _ in 0..indent {
         out.push_str("    ");
     }
-}
-
-fn json_float(f: f64) -> String {
-    if !f.is_finite() {
-        return "null".into();
-    }
-    format_float(f)
 }
 
 /// Appends the JSON string literal of `s` with Go's HTML-safe escaping, as
@@ -640,12 +575,27 @@ fn yaml_needs_quote(s: &str) -> bool {
     s.chars().any(|c| c.is_control())
 }
 
+/// A number as CUE's YAML encoder writes it: an int's exponent in
+/// lowercase (`1.23e+25`), a float's as the decimal prints it (`1E+3`), with
+/// a point when its text has neither point nor exponent (`5.`).
+pub(crate) fn yaml_number(d: &crate::num::Decimal, is_int: bool) -> String {
+    let text = d.to_string();
+    if is_int {
+        text.to_lowercase()
+    } else if text.contains(['.', 'E']) {
+        text
+    } else {
+        format!("{text}.")
+    }
+}
+
 fn yaml_scalar(v: &Value, indent: usize) -> String {
     match v {
         Value::Null => "null".into(),
         Value::Bool(b) => b.to_string(),
         Value::Int(i) => i.to_string(),
-        Value::Float(f) => format_float(*f),
+        Value::BigInt(d) => yaml_number(d, true),
+        Value::Float(d) => yaml_number(d, false),
         Value::String(s) => {
             if s.contains('\n') && !s.chars().any(|c| c.is_control() && c != '\n') {
                 let chomp = if s.ends_with('\n') { "" } else { "-" };
@@ -668,21 +618,5 @@ fn yaml_scalar(v: &Value, indent: usize) -> String {
         Value::Bytes(_) => v.to_json().to_string(),
         Value::List(_) => "[]".into(),
         Value::Struct(_) => "{}".into(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::exponent_literal_text;
-
-    #[test]
-    fn exponent_literals_print_as_apd_does() {
-        let t = |s: &str| exponent_literal_text(s);
-        assert_eq!(t("1e3").as_deref(), Some("1E+3"));
-        assert_eq!(t("0.5e1").as_deref(), Some("5"));
-        assert_eq!(t("2.5e-2").as_deref(), Some("0.025"));
-        assert_eq!(t("1.5E2").as_deref(), Some("1.5E+2"));
-        assert_eq!(t("1e-7").as_deref(), Some("1E-7"));
-        assert_eq!(t("1.50"), None);
     }
 }

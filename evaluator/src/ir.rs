@@ -8,6 +8,7 @@ use cuedag_parser::ast::{self, BinaryOp, UnaryOp};
 use cuedag_parser::Span;
 
 use crate::fasthash::FastMap;
+use crate::num::Decimal;
 
 /// An interned string.
 pub type Sym = u32;
@@ -189,8 +190,10 @@ pub enum Ek {
     Bool(bool),
     /// Integer literal.
     Int(i128),
-    /// Float literal (value, literal text).
-    Float(f64, Rc<str>),
+    /// Integer literal too large for `i128`.
+    BigInt(Rc<Decimal>),
+    /// Float literal, exact.
+    Float(Rc<Decimal>),
     /// String literal.
     Str(Rc<str>),
     /// Bytes literal.
@@ -839,10 +842,14 @@ impl<'a> Compiler<'a> {
             ast::Expr::Bool { value, .. } => Ek::Bool(*value),
             ast::Expr::Number(n) => match &n.value {
                 ast::Number::Int(i) => Ek::Int(*i),
-                ast::Number::Float(text) => {
-                    let f = text.parse::<f64>().unwrap_or(0.0);
-                    Ek::Float(f, Rc::from(n.text.as_str()))
-                }
+                ast::Number::BigInt(digits) => match Decimal::parse(digits) {
+                    Some(d) => Ek::BigInt(Rc::new(d)),
+                    None => Ek::Error(Rc::from(format!("invalid number `{}`", n.text))),
+                },
+                ast::Number::Float(text) => match Decimal::parse(text) {
+                    Some(d) => Ek::Float(Rc::new(d)),
+                    None => Ek::Error(Rc::from(format!("invalid number `{}`", n.text))),
+                },
             },
             ast::Expr::String(s) => {
                 if let Some(text) = s.as_plain() {

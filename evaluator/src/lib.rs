@@ -15,6 +15,7 @@ mod export;
 mod fasthash;
 mod ir;
 mod load;
+pub mod num;
 pub mod plan;
 pub mod value;
 

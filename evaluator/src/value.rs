@@ -8,6 +8,8 @@
 
 use indexmap::IndexMap;
 
+use crate::num::Decimal;
+
 /// A concrete CUE value (what `cue export` can print).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
@@ -15,10 +17,13 @@ pub enum Value {
     Null,
     /// `true` / `false`.
     Bool(bool),
-    /// An integer.
+    /// An integer that fits `i128` (CUE's exact integers with exponent 0).
     Int(i128),
-    /// A floating-point number.
-    Float(f64),
+    /// Any other integer: a huge one, `-0`, or a rounded result such as
+    /// `9.99999999999999999980000E+39` (see [`Value::int`]).
+    BigInt(Decimal),
+    /// A float: a decimal number as CUE keeps it (`2.50`, `1E+3`).
+    Float(Decimal),
     /// A string.
     String(String),
     /// Bytes (`'...'`).
@@ -36,7 +41,7 @@ impl Value {
         match self {
             Value::Null => "null",
             Value::Bool(_) => "bool",
-            Value::Int(_) => "int",
+            Value::Int(_) | Value::BigInt(_) => "int",
             Value::Float(_) => "float",
             Value::String(_) => "string",
             Value::Bytes(_) => "bytes",
@@ -65,7 +70,52 @@ impl Value {
     pub fn as_f64(&self) -> Option<f64> {
         match self {
             Value::Int(i) => Some(*i as f64),
-            Value::Float(f) => Some(*f),
+            Value::BigInt(d) | Value::Float(d) => Some(d.to_f64()),
+            _ => None,
+        }
+    }
+
+    /// The number as a decimal, for ints and floats.
+    pub fn as_decimal(&self) -> Option<Decimal> {
+        match self {
+            Value::Int(i) => Some(Decimal::from_i128(*i)),
+            Value::BigInt(d) | Value::Float(d) => Some(d.clone()),
+            _ => None,
+        }
+    }
+
+    /// An int value (`Int` when it fits the fast path, else `BigInt`).
+    pub fn int(d: Decimal) -> Value {
+        if d.exponent() == 0 && !(d.is_zero() && d.is_negative()) {
+            if let Some(i) = d.to_i128() {
+                return Value::Int(i);
+            }
+        }
+        Value::BigInt(d)
+    }
+
+    /// A number computed by a builtin from decimals: an int when the value is
+    /// whole (CUE gives `math.Pow(2.0, 2)`, `4.00`, the kind int), else a
+    /// float.
+    pub fn decimal_result(d: Decimal) -> Value {
+        if d.is_integral() {
+            Value::int(d)
+        } else {
+            Value::Float(d)
+        }
+    }
+
+    /// A float value from an `f64` (the shortest decimal that reads back as
+    /// it; `null` for infinities and NaN).
+    pub fn float_from_f64(f: f64) -> Value {
+        Decimal::from_f64(f).map_or(Value::Null, Value::Float)
+    }
+
+    /// The CUE text of a number (`1`, `2.50`, `1E+3`).
+    pub fn number_text(&self) -> Option<String> {
+        match self {
+            Value::Int(i) => Some(i.to_string()),
+            Value::BigInt(d) | Value::Float(d) => Some(d.to_string()),
             _ => None,
         }
     }
@@ -95,7 +145,8 @@ impl Value {
     }
 
     /// Converts to JSON (bytes become base64 strings, as `cue export` does;
-    /// non-finite floats become `null`).
+    /// numbers that `i64`/`u64` cannot hold become `f64`, so they may lose
+    /// digits: `cuedag export` writes number text itself instead).
     pub fn to_json(&self) -> serde_json::Value {
         cuedag_parser::stack::grow(|| self.to_json_inner())
     }
@@ -112,7 +163,7 @@ impl Value {
                     Err(_) => serde_json::Value::from(*i as f64),
                 },
             },
-            Value::Float(f) => serde_json::Number::from_f64(*f)
+            Value::BigInt(d) | Value::Float(d) => serde_json::Number::from_f64(d.to_f64())
                 .map(serde_json::Value::Number)
                 .unwrap_or(serde_json::Value::Null),
             Value::String(s) => serde_json::Value::String(s.clone()),
@@ -137,7 +188,7 @@ impl Value {
                 } else if let Some(u) = n.as_u64() {
                     Value::Int(i128::from(u))
                 } else {
-                    Value::Float(n.as_f64().unwrap_or(0.0))
+                    Decimal::parse(&n.to_string()).map_or(Value::Null, Value::Float)
                 }
             }
             serde_json::Value::String(s) => Value::String(s.clone()),

@@ -3,8 +3,8 @@
 //! `fixtures/oracle/cue.js`, once for the whole corpus) and by our evaluator,
 //! and the two `cue export --out json` outcomes are compared:
 //!
-//! - both succeed with the same JSON (same field order, same numbers, ints
-//!   and floats kept apart), or
+//! - both succeed with the same JSON (same field order, numbers with the
+//!   same text: CUE's decimals print `2.50`, `1E+3`, 24-digit quotients), or
 //! - both fail with the same set of `(path, kind)` errors, where the kind is
 //!   one of a few classes (conflicting values, field not allowed, incomplete,
 //!   out of bound, undefined field, empty disjunction, structural cycle,
@@ -575,8 +575,9 @@ fn agree(reference: &Outcome, ours: &Outcome) -> bool {
 // ---------------------------------------------------------------------------
 // JSON with exact integers and ordered objects
 
-/// JSON value compared semantically: object key order matters, integers are
-/// compared exactly (any size), floats by value, and ints differ from floats.
+/// JSON value compared by its text: object key order matters, numbers are
+/// compared as written (any size; `1.0` differs from `1.00` and `1E+3` from
+/// `1000`, as CUE's decimals print them), and ints differ from floats.
 #[derive(Debug, Clone)]
 enum Json {
     Null,
@@ -594,9 +595,7 @@ impl PartialEq for Json {
             (Json::Null, Json::Null) => true,
             (Json::Bool(a), Json::Bool(b)) => a == b,
             (Json::Int(a), Json::Int(b)) => a == b,
-            (Json::Float(a), Json::Float(b)) => {
-                a == b || a.parse::<f64>().ok() == b.parse::<f64>().ok()
-            }
+            (Json::Float(a), Json::Float(b)) => a == b,
             (Json::Str(a), Json::Str(b)) => a == b,
             (Json::Arr(a), Json::Arr(b)) => a == b,
             (Json::Obj(a), Json::Obj(b)) => a == b,
@@ -1309,8 +1308,15 @@ fn pathless_builtin_errors_match_any_path() {
 #[test]
 fn json_comparison_keeps_order_and_int_float_apart() {
     let a = Json::parse(r#"{"a": 1, "b": [1.0, "x\u003c"]}"#).unwrap();
-    let b = Json::parse(r#"{"a":1,"b":[1.00,"x<"]}"#).unwrap();
+    let b = Json::parse(r#"{"a":1,"b":[1.0,"x<"]}"#).unwrap();
     assert_eq!(a, b);
+    let more_digits = Json::parse(r#"{"a":1,"b":[1.00,"x<"]}"#).unwrap();
+    assert_ne!(a, more_digits);
+    assert_ne!(Json::parse("1E+3").unwrap(), Json::parse("1000.0").unwrap());
+    assert_ne!(
+        Json::parse("0.333333333333333333333333").unwrap(),
+        Json::parse("0.3333333333333333").unwrap()
+    );
     let reordered = Json::parse(r#"{"b": [1.0, "x<"], "a": 1}"#).unwrap();
     assert_ne!(a, reordered);
     let int_vs_float = Json::parse(r#"{"a": 1.0, "b": [1.0, "x<"]}"#).unwrap();

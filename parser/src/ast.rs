@@ -481,6 +481,9 @@ pub struct NumberLit {
 pub enum Number {
     /// An integer (SI multipliers applied: `1.5Ki` is 1536).
     Int(i128),
+    /// A decimal integer too large for `i128`, as its digits (CUE integers
+    /// have no size limit).
+    BigInt(String),
     /// A float, in canonical decimal text (`1.5`, `1e+3`), to keep precision.
     Float(String),
 }

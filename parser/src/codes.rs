@@ -11,7 +11,8 @@ pub const E0103: &str = "E0103";
 pub const E0104: &str = "E0104";
 /// A malformed number: legacy octal `0755`, misplaced `_`, missing digits.
 pub const E0105: &str = "E0105";
-/// A number that does not fit (integers are limited to 128 bits).
+/// A number that does not fit (integers written with a prefix or a
+/// multiplier are limited to 128 bits; decimal integers are unlimited).
 pub const E0106: &str = "E0106";
 /// A line of a multi-line string indented less than its closing quotes.
 pub const E0107: &str = "E0107";

@@ -427,13 +427,12 @@ pub(crate) fn decode_number(lit: &str) -> Result<Number, NumberError> {
                 Some("write octal numbers with the `0o` prefix, e.g. `0o755`"),
             ));
         }
-        return int_part.parse::<i128>().map(Number::Int).map_err(|_| {
-            if int_part.is_empty() {
-                bad_number("expected digits", None)
-            } else {
-                too_large()
-            }
-        });
+        if int_part.is_empty() {
+            return Err(bad_number("expected digits", None));
+        }
+        return Ok(int_part
+            .parse::<i128>()
+            .map_or_else(|_| Number::BigInt(int_part.to_owned()), Number::Int));
     }
     // A float: canonical text `I.F` or `I.Fe±X`.
     let mut out = String::with_capacity(clean.len() + 3);
@@ -457,7 +456,7 @@ fn too_large() -> NumberError {
         codes::E0106,
         "number out of range".to_owned(),
         "too large",
-        Some("integers must fit in 128 bits"),
+        Some("integers written with a prefix (`0x`) or a multiplier (`Ki`) must fit in 128 bits"),
     )
 }
 
@@ -503,6 +502,10 @@ mod tests {
     #[test]
     fn numbers_decode() {
         assert_eq!(decode_number("1_000").unwrap(), Number::Int(1000));
+        assert_eq!(
+            decode_number("123_456_789_012_345_678_901_234_567_890_123_456_789_0").unwrap(),
+            Number::BigInt("1234567890123456789012345678901234567890".to_owned())
+        );
         assert_eq!(decode_number("0o755").unwrap(), Number::Int(0o755));
         assert_eq!(decode_number("0x_1f").unwrap(), Number::Int(31));
         assert_eq!(decode_number("0b101").unwrap(), Number::Int(5));
@@ -528,7 +531,7 @@ mod tests {
         assert_eq!(decode_number("1e").unwrap_err().0, codes::E0105);
         assert_eq!(decode_number("0x").unwrap_err().0, codes::E0105);
         assert_eq!(
-            decode_number("999999999999999999999999999999999999999999")
+            decode_number("0xffffffffffffffffffffffffffffffffff")
                 .unwrap_err()
                 .0,
             codes::E0106

@@ -119,6 +119,7 @@ fn expr(e: &Expr) -> String {
         Expr::Bool { value, .. } => value.to_string(),
         Expr::Number(n) => match &n.value {
             Number::Int(v) => v.to_string(),
+            Number::BigInt(v) => v.clone(),
             Number::Float(f) => format!("f{f}"),
         },
         Expr::String(s) => string(s),

