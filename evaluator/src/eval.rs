@@ -1933,13 +1933,10 @@ impl Engine {
         self.vm(v).disj = Some(Rc::new(arms));
     }
 
-    /// Orders the arcs of `v` as CUE v0.4 exports them: a merge of the field
-    /// orders of the struct literals that made the vertex (`fronts`), then the
-    /// arcs no literal declares (dynamic labels, data) in creation order, as
-    /// one more list. The lists are merged round-robin: each pass takes from
-    /// every list in turn its head if that label is not waiting behind
-    /// another label in some other list; when no list can advance (the lists
-    /// disagree), the head of the first non-empty list is taken.
+    /// Orders the arcs of `v` as CUE v0.4 exports them: the field orders of
+    /// the struct literals that made the vertex (`fronts`), then the arcs no
+    /// literal declares (dynamic labels, data) in creation order as one more
+    /// list, merged by [`merge_fronts`].
     #[inline(never)]
     fn order_arcs(&mut self, v: VId, fronts: &[(Rc<StructLit>, Vec<Label>)]) {
         let n_arcs = self.v(v).arcs.len();
@@ -1958,61 +1955,7 @@ impl Engine {
         if !extra.is_empty() {
             lists.push(extra);
         }
-        // `waiting[l]`: in how many lists `l` appears behind another label.
-        let mut waiting: HashMap<Label, usize> = HashMap::new();
-        for list in &lists {
-            for l in list.iter().skip(1) {
-                *waiting.entry(*l).or_default() += 1;
-            }
-        }
-        let mut heads = vec![0usize; lists.len()];
-        let mut placed: std::collections::HashSet<Label> = std::collections::HashSet::new();
-        let mut order: Vec<Label> = Vec::new();
-        // Drops placed labels from the head of list `i`, updating `waiting`.
-        fn skip_placed(
-            list: &[Label],
-            head: &mut usize,
-            placed: &std::collections::HashSet<Label>,
-            waiting: &mut HashMap<Label, usize>,
-        ) {
-            while *head < list.len() && placed.contains(&list[*head]) {
-                *head += 1;
-                if let Some(next) = list.get(*head) {
-                    if let Some(w) = waiting.get_mut(next) {
-                        *w = w.saturating_sub(1);
-                    }
-                }
-            }
-        }
-        loop {
-            let mut progressed = false;
-            let mut any_left = false;
-            for i in 0..lists.len() {
-                skip_placed(&lists[i], &mut heads[i], &placed, &mut waiting);
-                let Some(&l) = lists[i].get(heads[i]) else {
-                    continue;
-                };
-                any_left = true;
-                if waiting.get(&l).copied().unwrap_or(0) == 0 {
-                    placed.insert(l);
-                    order.push(l);
-                    progressed = true;
-                    skip_placed(&lists[i], &mut heads[i], &placed, &mut waiting);
-                }
-            }
-            if !any_left {
-                break;
-            }
-            if !progressed {
-                // The lists disagree: take the first head.
-                if let Some(i) = (0..lists.len()).find(|&i| heads[i] < lists[i].len()) {
-                    let l = lists[i][heads[i]];
-                    placed.insert(l);
-                    order.push(l);
-                    skip_placed(&lists[i], &mut heads[i], &placed, &mut waiting);
-                }
-            }
-        }
+        let order = merge_fronts(lists);
         let vm = self.vm(v);
         if order.iter().zip(vm.arcs.keys()).all(|(a, b)| a == b) {
             return;
@@ -3466,6 +3409,52 @@ fn record_front(fronts: &mut Vec<(Rc<StructLit>, Vec<Label>)>, lit: &Rc<StructLi
     }
 }
 
+/// Merges label lists into one order as CUE v0.4's export does (a variant
+/// of Kahn's topological sort): a label waits while it stands behind another
+/// label in some list. After each label placed, the scan restarts at the
+/// first list and places the first head that waits for nothing. Placing a
+/// head releases the list's next label only when at least one more label
+/// follows it (so the last label of a list is released only as below). When
+/// no head is free, the head of the first non-empty list is placed.
+fn merge_fronts(mut lists: Vec<Vec<Label>>) -> Vec<Label> {
+    let mut waiting: HashMap<Label, usize> = HashMap::new();
+    for list in &lists {
+        for l in list.iter().skip(1) {
+            *waiting.entry(*l).or_default() += 1;
+        }
+    }
+    for list in &mut lists {
+        list.reverse();
+    }
+    let mut placed: std::collections::HashSet<Label> = std::collections::HashSet::new();
+    let mut order: Vec<Label> = Vec::new();
+    loop {
+        let free = lists.iter().position(|list| {
+            list.last()
+                .is_some_and(|l| placed.contains(l) || waiting.get(l).copied().unwrap_or(0) == 0)
+        });
+        let i = match free {
+            Some(i) => i,
+            None => match lists.iter().position(|list| !list.is_empty()) {
+                Some(i) => i,
+                None => break,
+            },
+        };
+        let Some(l) = lists[i].pop() else {
+            break;
+        };
+        if lists[i].len() > 1 {
+            if let Some(w) = lists[i].last().and_then(|next| waiting.get_mut(next)) {
+                *w = w.saturating_sub(1);
+            }
+        }
+        if placed.insert(l) {
+            order.push(l);
+        }
+    }
+    order
+}
+
 fn embed_inline(x: &E) -> bool {
     match &x.kind {
         Ek::Struct(_) => true,
@@ -3971,5 +3960,40 @@ pub fn value_to_cue(v: &Value) -> String {
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
+    }
+}
+
+#[cfg(test)]
+mod order_tests {
+    use super::{merge_fronts, Label};
+
+    fn labels(s: &str) -> Vec<Label> {
+        s.bytes().map(|b| Label::Regular(u32::from(b))).collect()
+    }
+
+    fn merged(lists: &[&str]) -> String {
+        let order = merge_fronts(lists.iter().map(|s| labels(s)).collect());
+        order
+            .iter()
+            .map(|l| match l {
+                Label::Regular(c) => char::from(u8::try_from(*c).unwrap_or(b'?')),
+                _ => '?',
+            })
+            .collect()
+    }
+
+    // Each expectation was checked against `cue export` (v0.4.0-beta.1):
+    // `x: {a: 1, b: 2, c: 3, ("d"): 4, ("e"): 5}` exports `a b d c e`.
+    #[test]
+    fn last_label_of_a_list_waits_for_the_fallback() {
+        assert_eq!(merged(&["abc", "de"]), "abdce");
+        assert_eq!(merged(&["ab", "de"]), "adbe");
+        assert_eq!(merged(&["abcd", "efg"]), "abcefdg");
+    }
+
+    #[test]
+    fn one_list_keeps_its_order() {
+        assert_eq!(merged(&["abcde"]), "abcde");
+        assert_eq!(merged(&["ba", "ba"]), "ba");
     }
 }
