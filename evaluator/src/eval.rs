@@ -14,8 +14,8 @@ use cuedag_parser::ast::{self, BinaryOp, UnaryOp};
 use indexmap::IndexMap;
 
 use crate::ir::{
-    kind, ClauseC, Compr, DeclC, Ek, FieldLabel, Interner, Label, ListElemC, ListLit, PkgId, Pos,
-    Predeclared, Ref, StructLit, E,
+    kind, ClauseC, Compr, DeclC, Ek, FieldDecl, FieldLabel, Interner, Label, ListElemC, ListLit,
+    PkgId, Pos, Predeclared, Ref, StructLit, E,
 };
 use crate::value::{Func, Member, Package, Special, Value, ASCENDING, DESCENDING};
 
@@ -446,6 +446,8 @@ struct Builder {
     /// literals were added (CUE's `Vertex.Structs`): the export field order
     /// is a merge of these lists.
     fronts: Vec<(Rc<StructLit>, Vec<Label>)>,
+    /// Fields with computed labels, added after the struct's conjuncts.
+    dynamics: Vec<(FieldDecl, Env, u32, usize)>,
 }
 
 /// Closedness group data.
@@ -662,22 +664,13 @@ impl Engine {
             // Deferring local references did not reproduce CUE's field order better.
             deferring: false,
             fronts: Vec::new(),
+            dynamics: Vec::new(),
         });
         for c in conjs {
             self.add_conj(&mut b, c);
         }
-        // References to local values are expanded after the literals, as
-        // CUE's evaluation queue does (this fixes the field order).
         b.deferring = false;
-        while !b.deferred.is_empty() {
-            let batch = std::mem::take(&mut b.deferred);
-            for (e, env, ci) in batch {
-                self.add_expr(&mut b, &e, &env, ci);
-            }
-        }
-        if b.disjs.is_empty() {
-            self.run_comprehensions(&mut b);
-        }
+        self.expand(&mut b);
         let cycle = b.cycle.take();
         if b.disjs.is_empty() {
             self.finish(&mut b);
@@ -854,7 +847,7 @@ impl Engine {
                 self.add_fields(b, &lit, env, g, fields_ci, true);
                 for decl in &lit.decls {
                     match decl {
-                        DeclC::Embed(x) if !embed_inline(x) => {
+                        DeclC::Embed(x) if !embed_now(x, &fenv, b.v) => {
                             let eci = CI {
                                 group: Some(g),
                                 parent: ci.parent,
@@ -862,7 +855,11 @@ impl Engine {
                                 immediate: false,
                                 embed_in: None,
                             };
-                            self.add_expr(b, x, &fenv, eci);
+                            if refers_into(x, &fenv, b.v) {
+                                b.deferred.push((x.clone(), fenv.clone(), eci));
+                            } else {
+                                self.add_expr(b, x, &fenv, eci);
+                            }
                         }
                         _ => {}
                     }
@@ -1229,71 +1226,12 @@ impl Engine {
         for decl in &lit.decls {
             match decl {
                 DeclC::Field(f) => {
-                    let label = match &f.label {
-                        FieldLabel::Static(l) => *l,
-                        FieldLabel::Dynamic(x) => match self.eval_concrete(x, &fenv) {
-                            Ok(Val::Atom(Atom::Str(s))) => Label::Regular(self.interner.intern(&s)),
-                            Ok(_) => {
-                                let err = bot(
-                                    code::OPERANDS,
-                                    "invalid label: not a string",
-                                    vec![f.pos],
-                                    false,
-                                );
-                                self.add_val(b, Val::Bottom(err), f.pos);
-                                continue;
-                            }
-                            Err(err) => {
-                                if err.incomplete {
-                                    b.incomplete.get_or_insert(err);
-                                } else {
-                                    self.add_val(b, Val::Bottom(err), f.pos);
-                                }
-                                continue;
-                            }
-                        },
-                    };
-                    if let Some(group) = b.groups.get_mut(gi) {
-                        group.labels.push(label);
+                    // Static fields are added after the other declarations,
+                    // dynamic ones after all the struct's conjuncts, as CUE
+                    // v0.4 does (this decides the order of the arcs).
+                    if let FieldLabel::Dynamic(_) = &f.label {
+                        b.dynamics.push((f.clone(), fenv.clone(), g, gi));
                     }
-                    let arc = self.arc(b.v, label);
-                    if self.v(arc).state == State::Done && self.v(b.v).state == State::Evaluating {
-                        // The arc was finished early (a comprehension of a
-                        // sibling read it) and now gets another conjunct:
-                        // evaluate it again with all its conjuncts.
-                        self.reopen(arc);
-                    }
-                    let late = !f.optional
-                        && self.v(arc).optional
-                        && !self.v(arc).decl_pos.is_empty()
-                        && self.v(arc).set_late.is_none();
-                    if late {
-                        self.n_set_late += 1;
-                    }
-                    let n_set_late = self.n_set_late;
-                    let a = self.vm(arc);
-                    if late {
-                        a.set_late = Some(n_set_late);
-                    }
-                    if !f.optional {
-                        a.optional = false;
-                    }
-                    a.attrs.extend(f.attrs.iter().cloned());
-                    if let Some(doc) = &f.doc {
-                        a.docs.push(doc.clone());
-                    }
-                    a.decl_pos.push(f.pos);
-                    a.conjs.push(Conj {
-                        kind: CK::Expr(f.value.clone()),
-                        env: fenv.clone(),
-                        ci: CI {
-                            group: None,
-                            parent: Some(g),
-                            embedded: false,
-                            immediate: false,
-                            embed_in: None,
-                        },
-                    });
                 }
                 DeclC::Pattern(p, value) => {
                     if let Some(group) = b.groups.get_mut(gi) {
@@ -1318,7 +1256,7 @@ impl Engine {
                     }
                 }
                 DeclC::Embed(x) => {
-                    if inline_embeds && embed_inline(x) {
+                    if inline_embeds && embed_now(x, &fenv, b.v) {
                         let eci = CI {
                             group: Some(g),
                             parent: ci.parent,
@@ -1349,6 +1287,95 @@ impl Engine {
                 }
             }
         }
+        for decl in &lit.decls {
+            if let DeclC::Field(f) = decl {
+                if let FieldLabel::Static(l) = &f.label {
+                    self.insert_field(b, f, *l, &fenv, g, gi);
+                }
+            }
+        }
+    }
+
+    /// Adds a field whose label is computed (queued by `add_fields`).
+    fn add_dynamic_field(&mut self, b: &mut Builder, f: &FieldDecl, fenv: &Env, g: u32, gi: usize) {
+        let label = match &f.label {
+            FieldLabel::Static(l) => *l,
+            FieldLabel::Dynamic(x) => match self.eval_concrete(x, fenv) {
+                Ok(Val::Atom(Atom::Str(s))) => Label::Regular(self.interner.intern(&s)),
+                Ok(_) => {
+                    let err = bot(
+                        code::OPERANDS,
+                        "invalid label: not a string",
+                        vec![f.pos],
+                        false,
+                    );
+                    self.add_val(b, Val::Bottom(err), f.pos);
+                    return;
+                }
+                Err(err) => {
+                    if err.incomplete {
+                        b.incomplete.get_or_insert(err);
+                    } else {
+                        self.add_val(b, Val::Bottom(err), f.pos);
+                    }
+                    return;
+                }
+            },
+        };
+        self.insert_field(b, f, label, fenv, g, gi);
+    }
+
+    /// Adds a field of a struct literal to the vertex being built.
+    fn insert_field(
+        &mut self,
+        b: &mut Builder,
+        f: &FieldDecl,
+        label: Label,
+        fenv: &Env,
+        g: u32,
+        gi: usize,
+    ) {
+        if let Some(group) = b.groups.get_mut(gi) {
+            group.labels.push(label);
+        }
+        let arc = self.arc(b.v, label);
+        if self.v(arc).state == State::Done && self.v(b.v).state == State::Evaluating {
+            // The arc was finished early (a comprehension of a
+            // sibling read it) and now gets another conjunct:
+            // evaluate it again with all its conjuncts.
+            self.reopen(arc);
+        }
+        let late = !f.optional
+            && self.v(arc).optional
+            && !self.v(arc).decl_pos.is_empty()
+            && self.v(arc).set_late.is_none();
+        if late {
+            self.n_set_late += 1;
+        }
+        let n_set_late = self.n_set_late;
+        let a = self.vm(arc);
+        if late {
+            a.set_late = Some(n_set_late);
+        }
+        if !f.optional {
+            a.optional = false;
+        }
+        a.attrs.extend(f.attrs.iter().cloned());
+        if let Some(doc) = &f.doc {
+            a.docs.push(doc.clone());
+        }
+        a.decl_pos.push(f.pos);
+        a.conjs.push(Conj {
+            kind: CK::Expr(f.value.clone()),
+            env: fenv.clone(),
+            ci: CI {
+                group: None,
+                parent: Some(g),
+                embedded: false,
+                immediate: false,
+                embed_in: None,
+            },
+        });
     }
 
     fn add_val(&mut self, b: &mut Builder, val: Val, pos: Pos) {
@@ -1389,26 +1416,73 @@ impl Engine {
         }
     }
 
-    fn run_comprehensions(&mut self, b: &mut Builder) {
-        let mut i = 0;
-        while i < b.comprs.len() {
-            let (c, _) = b.comprs[i].clone();
-            i += 1;
-            let CK::Compr(compr) = &c.kind else { continue };
-            let mut envs = Vec::new();
-            match self.compr_envs(&compr.clauses, &c.env, &mut envs) {
-                Ok(()) => {
-                    // The arcs it creates come after the literal's fields (the
-                    // export order is computed separately).
-                    for env in envs {
-                        self.add_expr(b, &compr.body, &env, c.ci);
+    /// Adds what waits until the struct's conjuncts are added, in CUE
+    /// v0.4's order (which decides the order of the arcs and of the struct
+    /// literals, so the export order): in rounds, the fields with computed
+    /// labels; else every pending comprehension starting with `if` (also
+    /// those their results add); else every one starting with `for`; else
+    /// the embedded references into the struct itself. Comprehensions run
+    /// only when there is no disjunction (each disjunct runs them).
+    fn expand(&mut self, b: &mut Builder) {
+        fn starts_with_if(c: &Conj) -> bool {
+            matches!(&c.kind, CK::Compr(x) if matches!(x.clauses.first(), Some(ClauseC::If(_))))
+        }
+        let mut done: Vec<bool> = Vec::new();
+        loop {
+            if !b.dynamics.is_empty() {
+                for (f, fenv, g, gi) in std::mem::take(&mut b.dynamics) {
+                    self.add_dynamic_field(b, &f, &fenv, g, gi);
+                }
+                continue;
+            }
+            let mut ran = false;
+            if b.disjs.is_empty() {
+                done.resize(b.comprs.len(), false);
+                let ifs = b
+                    .comprs
+                    .iter()
+                    .zip(&done)
+                    .any(|((c, _), d)| !*d && starts_with_if(c));
+                let mut i = 0;
+                while i < b.comprs.len() {
+                    done.resize(b.comprs.len(), false);
+                    let (c, _) = b.comprs[i].clone();
+                    i += 1;
+                    if done[i - 1] || starts_with_if(&c) != ifs {
+                        continue;
                     }
+                    done[i - 1] = true;
+                    ran = true;
+                    self.run_comprehension(b, c);
                 }
-                Err(err) => {
-                    // Errors of the values a comprehension reads are
-                    // reported where they are; the struct is only pending.
-                    b.incomplete.get_or_insert(err);
+            }
+            if ran {
+                continue;
+            }
+            if b.deferred.is_empty() {
+                break;
+            }
+            for (e, env, ci) in std::mem::take(&mut b.deferred) {
+                self.add_expr(b, &e, &env, ci);
+            }
+        }
+    }
+
+    fn run_comprehension(&mut self, b: &mut Builder, c: Conj) {
+        let CK::Compr(compr) = &c.kind else { return };
+        let mut envs = Vec::new();
+        match self.compr_envs(&compr.clauses, &c.env, &mut envs) {
+            Ok(()) => {
+                // The arcs it creates come after the literal's fields (the
+                // export order is computed separately).
+                for env in envs {
+                    self.add_expr(b, &compr.body, &env, c.ci);
                 }
+            }
+            Err(err) => {
+                // Errors of the values a comprehension reads are
+                // reported where they are; the struct is only pending.
+                b.incomplete.get_or_insert(err);
             }
         }
     }
@@ -3460,6 +3534,39 @@ fn embed_inline(x: &E) -> bool {
         Ek::Struct(_) => true,
         Ek::Select(base, _) => embed_inline_ref(base),
         Ek::Unify(parts) => parts.first().map(|p| embed_inline(p)).unwrap_or(false),
+        _ => false,
+    }
+}
+
+/// Whether an embedding is added where it stands among the literal's
+/// declarations (before the literal's own fields, as CUE v0.4 does): struct
+/// literals, imported values, and references that do not point into the
+/// struct being built (`v`). Those wait until the struct's fields exist.
+fn embed_now(x: &E, env: &Env, v: VId) -> bool {
+    if embed_inline(x) {
+        return true;
+    }
+    let mut base = x;
+    while let Ek::Select(inner, _) | Ek::Index(inner, _) = &base.kind {
+        base = inner;
+    }
+    matches!(
+        &base.kind,
+        Ek::Ref(Ref::Field { .. }) | Ek::Ref(Ref::Var { .. })
+    ) && !refers_into(x, env, v)
+}
+
+/// Whether `x` is a reference (or a selection from one) to a field or `let`
+/// of the struct `v` being built.
+fn refers_into(x: &E, env: &Env, v: VId) -> bool {
+    let mut base = x;
+    while let Ek::Select(inner, _) | Ek::Index(inner, _) = &base.kind {
+        base = inner;
+    }
+    match &base.kind {
+        Ek::Ref(Ref::Field { up, .. }) => {
+            walk(env, *up).is_some_and(|f| matches!(f.frame, Frame::Struct(w) if w == v))
+        }
         _ => false,
     }
 }
