@@ -3460,13 +3460,11 @@ impl Engine {
 /// Embeddings processed in declaration order (struct literals and values
 /// from imported packages, which are already evaluated); others are
 /// processed after the literal's fields, as CUE does.
-/// Records the static labels of a struct literal added to a vertex (once
-/// per literal), for the export field order.
+/// Records the static labels of a struct literal added to a vertex, for the
+/// export field order. A literal added twice (two comprehension results,
+/// two references to one struct) counts twice, as in CUE v0.4.
 #[inline(never)]
 fn record_front(fronts: &mut Vec<(Rc<StructLit>, Vec<Label>)>, lit: &Rc<StructLit>) {
-    if fronts.iter().any(|(l, _)| Rc::ptr_eq(l, lit)) {
-        return;
-    }
     let labels: Vec<Label> = lit
         .decls
         .iter()
