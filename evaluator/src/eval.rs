@@ -3457,9 +3457,6 @@ impl Engine {
     }
 }
 
-/// Embeddings processed in declaration order (struct literals and values
-/// from imported packages, which are already evaluated); others are
-/// processed after the literal's fields, as CUE does.
 /// Records the static labels of a struct literal added to a vertex, for the
 /// export field order. A literal added twice (two comprehension results,
 /// two references to one struct) counts twice, as in CUE v0.4.
@@ -3527,6 +3524,8 @@ fn merge_fronts(mut lists: Vec<Vec<Label>>) -> Vec<Label> {
     order
 }
 
+/// Embeddings added where they stand even when replayed: struct literals
+/// and values from imported packages (which are already evaluated).
 fn embed_inline(x: &E) -> bool {
     match &x.kind {
         Ek::Struct(_) => true,
