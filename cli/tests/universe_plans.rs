@@ -345,13 +345,16 @@ const EXPECTED: &[Expected] = &[
     (
         "services",
         "yarnBuild",
-        "ClientFilesystemRead Pull Exec Exec Exec WriteFile Exec ReadFile ReadFile Copy Pull Exec Exec Exec WriteFile Exec ReadFile ReadFile Copy",
+        // `script.install` comes before `script.container` in the export
+        // field order (checked against `cue export` on a reduced #Script).
+        "ClientFilesystemRead Pull Exec Exec Exec Pull Exec Exec Exec WriteFile Exec ReadFile ReadFile Copy WriteFile Exec ReadFile ReadFile Copy",
         &[r#"env: {YARN_CACHE_FOLDER: "/cache/yarn", YARN_OUTPUT_FOLDER: "./build"}"#, r#"id: "default-yarn""#, r#"id: "default-nodejs""#],
     ),
     (
         "services",
         "yarnScript",
-        "ClientFilesystemRead Pull Exec Exec Exec WriteFile Exec ReadFile ReadFile Copy Pull Exec Exec Exec WriteFile Exec ReadFile ReadFile Copy",
+        // As `yarnBuild`: `install` before `container`.
+        "ClientFilesystemRead Pull Exec Exec Exec Pull Exec Exec Exec WriteFile Exec ReadFile ReadFile Copy WriteFile Exec ReadFile ReadFile Copy",
         &[r#"id: "web-yarn""#, r#"id: "web-nodejs""#],
     ),
     (
@@ -375,13 +378,15 @@ const EXPECTED: &[Expected] = &[
     (
         "services",
         "deploy",
-        "ClientFilesystemRead ClientEnv Pull Exec Exec Exec WriteFile Exec Copy Pull Exec Exec Exec WriteFile Exec Copy Pull Exec Exec Exec Exec Exec Source Exec ReadFile ReadFile ReadFile",
+        // `yarnBuild`'s tasks as there (`install` before `container`).
+        "ClientFilesystemRead ClientEnv Pull Exec Exec Exec Pull Exec Exec Exec WriteFile Exec Copy WriteFile Exec Copy Pull Exec Exec Exec Exec Exec Source Exec ReadFile ReadFile ReadFile",
         &[r#"args: ["npm", "-g", "install", "netlify-cli@8.6.21"]"#, r#"args: ["bash", "--norc", "-e", "-o", "pipefail", "/bash/scripts/deploy.sh"]"#, r#"NETLIFY_SITE_CREATE: "1""#, r#"NETLIFY_DOMAIN: "example.com""#],
     ),
     (
         "services",
         "deployNoCreate",
-        "ClientFilesystemRead ClientEnv Pull Exec Exec Exec WriteFile Exec Copy Pull Exec Exec Exec WriteFile Exec Copy Pull Exec Exec Exec Exec Exec Source Exec ReadFile ReadFile ReadFile",
+        // `yarnBuild`'s tasks as there (`install` before `container`).
+        "ClientFilesystemRead ClientEnv Pull Exec Exec Exec Pull Exec Exec Exec WriteFile Exec Copy WriteFile Exec Copy Pull Exec Exec Exec Exec Exec Source Exec ReadFile ReadFile ReadFile",
         &[],
     ),
     (

@@ -16,8 +16,8 @@ use indexmap::IndexMap;
 
 use crate::fasthash::FastIndexMap;
 use crate::ir::{
-    kind, ClauseC, Compr, DeclC, Ek, FieldLabel, Interner, Label, ListElemC, ListLit, PkgId, Pos,
-    Predeclared, Ref, StructLit, E,
+    kind, ClauseC, Compr, DeclC, Ek, FieldDecl, FieldLabel, Interner, Label, ListElemC, ListLit,
+    PkgId, Pos, Predeclared, Ref, StructLit, E,
 };
 use crate::num::{Decimal, IntDivOp, NumError};
 use crate::value::{Func, Member, Package, Special, Value, ASCENDING, DESCENDING};
@@ -489,6 +489,8 @@ struct Builder {
     /// literals were added (CUE's `Vertex.Structs`): the export field order
     /// is a merge of these lists.
     fronts: Vec<(Rc<StructLit>, Vec<Label>)>,
+    /// Fields with computed labels, added after the struct's conjuncts.
+    dynamics: Vec<(FieldDecl, Env, u32, usize)>,
 }
 
 /// Depth of the `expanding` stack from which membership uses the set.
@@ -518,6 +520,7 @@ impl Builder {
             // Deferring local references did not reproduce CUE's field order better.
             deferring: false,
             fronts: Vec::new(),
+            dynamics: Vec::new(),
         }
     }
 
@@ -545,6 +548,7 @@ impl Builder {
             deferred,
             deferring,
             fronts,
+            dynamics,
         } = self;
         *acc = Val::Top;
         acc_pos.clear();
@@ -565,6 +569,7 @@ impl Builder {
         deferred.clear();
         *deferring = false;
         fronts.clear();
+        dynamics.clear();
     }
 
     /// Whether `w`'s conjuncts are being added (a reference cycle).
@@ -832,18 +837,8 @@ impl Engine {
             }
             self.add_conj(&mut b, c);
         }
-        // References to local values are expanded after the literals, as
-        // CUE's evaluation queue does (this fixes the field order).
         b.deferring = false;
-        while !b.deferred.is_empty() {
-            let batch = std::mem::take(&mut b.deferred);
-            for (e, env, ci) in batch {
-                self.add_expr(&mut b, &e, &env, ci);
-            }
-        }
-        if b.disjs.is_empty() {
-            self.run_comprehensions(&mut b);
-        }
+        self.expand(&mut b);
         let cycle = b.cycle.take();
         if b.disjs.is_empty() {
             self.finish(&mut b);
@@ -1024,7 +1019,7 @@ impl Engine {
                 self.add_fields(b, &lit, env, g, fields_ci, true);
                 for decl in &lit.decls {
                     match decl {
-                        DeclC::Embed(x) if !embed_inline(x) => {
+                        DeclC::Embed(x) if !embed_now(x, &fenv, b.v) => {
                             let eci = CI {
                                 group: Some(g),
                                 parent: ci.parent,
@@ -1032,7 +1027,11 @@ impl Engine {
                                 immediate: false,
                                 embed_in: None,
                             };
-                            self.add_expr(b, x, &fenv, eci);
+                            if refers_into(x, &fenv, b.v) {
+                                b.deferred.push((x.clone(), fenv.clone(), eci));
+                            } else {
+                                self.add_expr(b, x, &fenv, eci);
+                            }
                         }
                         _ => {}
                     }
@@ -1402,71 +1401,12 @@ impl Engine {
         for decl in &lit.decls {
             match decl {
                 DeclC::Field(f) => {
-                    let label = match &f.label {
-                        FieldLabel::Static(l) => *l,
-                        FieldLabel::Dynamic(x) => match self.eval_concrete(x, &fenv) {
-                            Ok(Val::Atom(Atom::Str(s))) => Label::Regular(self.interner.intern(&s)),
-                            Ok(_) => {
-                                let err = bot(
-                                    code::OPERANDS,
-                                    "invalid label: not a string",
-                                    vec![f.pos],
-                                    false,
-                                );
-                                self.add_val(b, Val::Bottom(err), f.pos);
-                                continue;
-                            }
-                            Err(err) => {
-                                if err.incomplete {
-                                    b.incomplete.get_or_insert(err);
-                                } else {
-                                    self.add_val(b, Val::Bottom(err), f.pos);
-                                }
-                                continue;
-                            }
-                        },
-                    };
-                    if let Some(group) = b.groups.get_mut(gi) {
-                        group.labels.push(label);
+                    // Static fields are added after the other declarations,
+                    // dynamic ones after all the struct's conjuncts, as CUE
+                    // v0.4 does (this decides the order of the arcs).
+                    if let FieldLabel::Dynamic(_) = &f.label {
+                        b.dynamics.push((f.clone(), fenv.clone(), g, gi));
                     }
-                    let arc = self.arc(b.v, label);
-                    if self.v(arc).state == State::Done && self.v(b.v).state == State::Evaluating {
-                        // The arc was finished early (a comprehension of a
-                        // sibling read it) and now gets another conjunct:
-                        // evaluate it again with all its conjuncts.
-                        self.reopen(arc);
-                    }
-                    let late = !f.optional
-                        && self.v(arc).optional
-                        && !self.v(arc).decl_pos.is_empty()
-                        && self.v(arc).set_late.is_none();
-                    if late {
-                        self.n_set_late += 1;
-                    }
-                    let n_set_late = self.n_set_late;
-                    let a = self.vm(arc);
-                    if late {
-                        a.set_late = Some(n_set_late);
-                    }
-                    if !f.optional {
-                        a.optional = false;
-                    }
-                    a.attrs.extend(f.attrs.iter().cloned());
-                    if let Some(doc) = &f.doc {
-                        a.docs.push(doc.clone());
-                    }
-                    a.decl_pos.push(f.pos);
-                    a.conjs.push(Conj {
-                        kind: CK::Expr(f.value.clone()),
-                        env: fenv.clone(),
-                        ci: CI {
-                            group: None,
-                            parent: Some(g),
-                            embedded: false,
-                            immediate: false,
-                            embed_in: None,
-                        },
-                    });
                 }
                 DeclC::Pattern(p, value) => {
                     if let Some(group) = b.groups.get_mut(gi) {
@@ -1491,7 +1431,7 @@ impl Engine {
                     }
                 }
                 DeclC::Embed(x) => {
-                    if inline_embeds && embed_inline(x) {
+                    if inline_embeds && embed_now(x, &fenv, b.v) {
                         let eci = CI {
                             group: Some(g),
                             parent: ci.parent,
@@ -1522,6 +1462,95 @@ impl Engine {
                 }
             }
         }
+        for decl in &lit.decls {
+            if let DeclC::Field(f) = decl {
+                if let FieldLabel::Static(l) = &f.label {
+                    self.insert_field(b, f, *l, &fenv, g, gi);
+                }
+            }
+        }
+    }
+
+    /// Adds a field whose label is computed (queued by `add_fields`).
+    fn add_dynamic_field(&mut self, b: &mut Builder, f: &FieldDecl, fenv: &Env, g: u32, gi: usize) {
+        let label = match &f.label {
+            FieldLabel::Static(l) => *l,
+            FieldLabel::Dynamic(x) => match self.eval_concrete(x, fenv) {
+                Ok(Val::Atom(Atom::Str(s))) => Label::Regular(self.interner.intern(&s)),
+                Ok(_) => {
+                    let err = bot(
+                        code::OPERANDS,
+                        "invalid label: not a string",
+                        vec![f.pos],
+                        false,
+                    );
+                    self.add_val(b, Val::Bottom(err), f.pos);
+                    return;
+                }
+                Err(err) => {
+                    if err.incomplete {
+                        b.incomplete.get_or_insert(err);
+                    } else {
+                        self.add_val(b, Val::Bottom(err), f.pos);
+                    }
+                    return;
+                }
+            },
+        };
+        self.insert_field(b, f, label, fenv, g, gi);
+    }
+
+    /// Adds a field of a struct literal to the vertex being built.
+    fn insert_field(
+        &mut self,
+        b: &mut Builder,
+        f: &FieldDecl,
+        label: Label,
+        fenv: &Env,
+        g: u32,
+        gi: usize,
+    ) {
+        if let Some(group) = b.groups.get_mut(gi) {
+            group.labels.push(label);
+        }
+        let arc = self.arc(b.v, label);
+        if self.v(arc).state == State::Done && self.v(b.v).state == State::Evaluating {
+            // The arc was finished early (a comprehension of a
+            // sibling read it) and now gets another conjunct:
+            // evaluate it again with all its conjuncts.
+            self.reopen(arc);
+        }
+        let late = !f.optional
+            && self.v(arc).optional
+            && !self.v(arc).decl_pos.is_empty()
+            && self.v(arc).set_late.is_none();
+        if late {
+            self.n_set_late += 1;
+        }
+        let n_set_late = self.n_set_late;
+        let a = self.vm(arc);
+        if late {
+            a.set_late = Some(n_set_late);
+        }
+        if !f.optional {
+            a.optional = false;
+        }
+        a.attrs.extend(f.attrs.iter().cloned());
+        if let Some(doc) = &f.doc {
+            a.docs.push(doc.clone());
+        }
+        a.decl_pos.push(f.pos);
+        a.conjs.push(Conj {
+            kind: CK::Expr(f.value.clone()),
+            env: fenv.clone(),
+            ci: CI {
+                group: None,
+                parent: Some(g),
+                embedded: false,
+                immediate: false,
+                embed_in: None,
+            },
+        });
     }
 
     fn add_val(&mut self, b: &mut Builder, val: Val, pos: Pos) {
@@ -1562,26 +1591,73 @@ impl Engine {
         }
     }
 
-    fn run_comprehensions(&mut self, b: &mut Builder) {
-        let mut i = 0;
-        while i < b.comprs.len() {
-            let (c, _) = b.comprs[i].clone();
-            i += 1;
-            let CK::Compr(compr) = &c.kind else { continue };
-            let mut envs = Vec::new();
-            match self.compr_envs(&compr.clauses, &c.env, &mut envs) {
-                Ok(()) => {
-                    // The arcs it creates come after the literal's fields (the
-                    // export order is computed separately).
-                    for env in envs {
-                        self.add_expr(b, &compr.body, &env, c.ci);
+    /// Adds what waits until the struct's conjuncts are added, in CUE
+    /// v0.4's order (which decides the order of the arcs and of the struct
+    /// literals, so the export order): in rounds, the fields with computed
+    /// labels; else every pending comprehension starting with `if` (also
+    /// those their results add); else every one starting with `for`; else
+    /// the embedded references into the struct itself. Comprehensions run
+    /// only when there is no disjunction (each disjunct runs them).
+    fn expand(&mut self, b: &mut Builder) {
+        fn starts_with_if(c: &Conj) -> bool {
+            matches!(&c.kind, CK::Compr(x) if matches!(x.clauses.first(), Some(ClauseC::If(_))))
+        }
+        let mut done: Vec<bool> = Vec::new();
+        loop {
+            if !b.dynamics.is_empty() {
+                for (f, fenv, g, gi) in std::mem::take(&mut b.dynamics) {
+                    self.add_dynamic_field(b, &f, &fenv, g, gi);
+                }
+                continue;
+            }
+            let mut ran = false;
+            if b.disjs.is_empty() {
+                done.resize(b.comprs.len(), false);
+                let ifs = b
+                    .comprs
+                    .iter()
+                    .zip(&done)
+                    .any(|((c, _), d)| !*d && starts_with_if(c));
+                let mut i = 0;
+                while i < b.comprs.len() {
+                    done.resize(b.comprs.len(), false);
+                    let (c, _) = b.comprs[i].clone();
+                    i += 1;
+                    if done[i - 1] || starts_with_if(&c) != ifs {
+                        continue;
                     }
+                    done[i - 1] = true;
+                    ran = true;
+                    self.run_comprehension(b, c);
                 }
-                Err(err) => {
-                    // Errors of the values a comprehension reads are
-                    // reported where they are; the struct is only pending.
-                    b.incomplete.get_or_insert(err);
+            }
+            if ran {
+                continue;
+            }
+            if b.deferred.is_empty() {
+                break;
+            }
+            for (e, env, ci) in std::mem::take(&mut b.deferred) {
+                self.add_expr(b, &e, &env, ci);
+            }
+        }
+    }
+
+    fn run_comprehension(&mut self, b: &mut Builder, c: Conj) {
+        let CK::Compr(compr) = &c.kind else { return };
+        let mut envs = Vec::new();
+        match self.compr_envs(&compr.clauses, &c.env, &mut envs) {
+            Ok(()) => {
+                // The arcs it creates come after the literal's fields (the
+                // export order is computed separately).
+                for env in envs {
+                    self.add_expr(b, &compr.body, &env, c.ci);
                 }
+            }
+            Err(err) => {
+                // Errors of the values a comprehension reads are
+                // reported where they are; the struct is only pending.
+                b.incomplete.get_or_insert(err);
             }
         }
     }
@@ -2122,106 +2198,37 @@ impl Engine {
         self.vm(v).disj = Some(Rc::new(arms));
     }
 
-    /// Orders the arcs of `v` as CUE v0.4 exports them: a merge of the field
-    /// orders of the struct literals that made the vertex (`fronts`), then the
-    /// arcs no literal declares (dynamic labels, data) in creation order, as
-    /// one more list. The lists are merged round-robin: each pass takes from
-    /// every list in turn its head if that label is not waiting behind
-    /// another label in some other list; when no list can advance (the lists
-    /// disagree), the head of the first non-empty list is taken.
+    /// Orders the arcs of `v` as CUE v0.4 exports them: the field orders of
+    /// the struct literals that made the vertex (`fronts`), then the arcs no
+    /// literal declares (dynamic labels, data) in creation order as one more
+    /// list, merged by [`merge_fronts`].
     #[inline(never)]
     fn order_arcs(&mut self, v: VId, fronts: &[(Rc<StructLit>, Vec<Label>)]) {
-        let arcs = &self.v(v).arcs;
-        let n_arcs = arcs.len();
+        let n_arcs = self.v(v).arcs.len();
         if n_arcs < 2 || fronts.is_empty() {
             return;
         }
-        // Labels as dense numbers: an arc's index, or (a declared label
-        // without an arc) a number past the arcs.
-        let mut unknown: Vec<Label> = Vec::new();
-        let mut index_of = |l: &Label| -> usize {
-            if let Some(i) = arcs.get_index_of(l) {
-                return i;
-            }
-            match unknown.iter().position(|u| u == l) {
-                Some(k) => n_arcs + k,
-                None => {
-                    unknown.push(*l);
-                    n_arcs + unknown.len() - 1
-                }
-            }
-        };
-        let mut lists: Vec<Vec<usize>> = fronts
-            .iter()
-            .map(|(_, l)| l.iter().map(&mut index_of).collect())
+        let mut lists: Vec<Vec<Label>> = fronts.iter().map(|(_, l)| l.clone()).collect();
+        let declared: std::collections::HashSet<Label> = lists.iter().flatten().copied().collect();
+        let extra: Vec<Label> = self
+            .v(v)
+            .arcs
+            .keys()
+            .filter(|l| !declared.contains(l))
+            .copied()
             .collect();
-        let n = n_arcs + unknown.len();
-        let mut declared = vec![false; n];
-        for &i in lists.iter().flatten() {
-            declared[i] = true;
-        }
-        let extra: Vec<usize> = (0..n_arcs).filter(|&i| !declared[i]).collect();
         if !extra.is_empty() {
             lists.push(extra);
         }
-        // `waiting[l]`: in how many lists `l` appears behind another label.
-        let mut waiting = vec![0u32; n];
-        for list in &lists {
-            for &l in list.iter().skip(1) {
-                waiting[l] += 1;
-            }
-        }
-        let mut heads = vec![0usize; lists.len()];
-        let mut placed = vec![false; n];
-        let mut order: Vec<usize> = Vec::with_capacity(n);
-        // Drops placed labels from the head of list `i`, updating `waiting`.
-        fn skip_placed(list: &[usize], head: &mut usize, placed: &[bool], waiting: &mut [u32]) {
-            while *head < list.len() && placed[list[*head]] {
-                *head += 1;
-                if let Some(&next) = list.get(*head) {
-                    waiting[next] = waiting[next].saturating_sub(1);
-                }
-            }
-        }
-        loop {
-            let mut progressed = false;
-            let mut any_left = false;
-            for i in 0..lists.len() {
-                skip_placed(&lists[i], &mut heads[i], &placed, &mut waiting);
-                let Some(&l) = lists[i].get(heads[i]) else {
-                    continue;
-                };
-                any_left = true;
-                if waiting[l] == 0 {
-                    placed[l] = true;
-                    order.push(l);
-                    progressed = true;
-                    skip_placed(&lists[i], &mut heads[i], &placed, &mut waiting);
-                }
-            }
-            if !any_left {
-                break;
-            }
-            if !progressed {
-                // The lists disagree: take the first head.
-                if let Some(i) = (0..lists.len()).find(|&i| heads[i] < lists[i].len()) {
-                    let l = lists[i][heads[i]];
-                    placed[l] = true;
-                    order.push(l);
-                    skip_placed(&lists[i], &mut heads[i], &placed, &mut waiting);
-                }
-            }
-        }
-        // Labels without an arc are in `order` but not in the result; the
-        // arcs `order` leaves out keep their order at the end.
-        if order.iter().zip(0..n_arcs).all(|(&a, b)| a == b) {
+        let order = merge_fronts(lists);
+        let vm = self.vm(v);
+        if order.iter().zip(vm.arcs.keys()).all(|(a, b)| a == b) {
             return;
         }
-        let vm = self.vm(v);
         vm.creation_order = Some(Rc::new(vm.arcs.keys().copied().collect()));
         let mut sorted = FastIndexMap::with_capacity_and_hasher(n_arcs, Default::default());
-        for &i in &order {
-            if let Some((l, a)) = vm.arcs.get_index(i) {
+        for l in &order {
+            if let Some(a) = vm.arcs.get(l) {
                 sorted.insert(*l, *a);
             }
         }
@@ -3690,16 +3697,11 @@ impl Engine {
     }
 }
 
-/// Embeddings processed in declaration order (struct literals and values
-/// from imported packages, which are already evaluated); others are
-/// processed after the literal's fields, as CUE does.
-/// Records the static labels of a struct literal added to a vertex (once
-/// per literal), for the export field order.
+/// Records the static labels of a struct literal added to a vertex, for the
+/// export field order. A literal added twice (two comprehension results,
+/// two references to one struct) counts twice, as in CUE v0.4.
 #[inline(never)]
 fn record_front(fronts: &mut Vec<(Rc<StructLit>, Vec<Label>)>, lit: &Rc<StructLit>) {
-    if fronts.iter().any(|(l, _)| Rc::ptr_eq(l, lit)) {
-        return;
-    }
     let labels: Vec<Label> = lit
         .decls
         .iter()
@@ -3716,11 +3718,92 @@ fn record_front(fronts: &mut Vec<(Rc<StructLit>, Vec<Label>)>, lit: &Rc<StructLi
     }
 }
 
+/// Merges label lists into one order as CUE v0.4's export does (a variant
+/// of Kahn's topological sort): a label waits while it stands behind another
+/// label in some list. After each label placed, the scan restarts at the
+/// first list and places the first head that waits for nothing. Placing a
+/// head releases the list's next label only when at least one more label
+/// follows it (so the last label of a list is released only as below). When
+/// no head is free, the head of the first non-empty list is placed.
+fn merge_fronts(mut lists: Vec<Vec<Label>>) -> Vec<Label> {
+    let mut waiting: HashMap<Label, usize> = HashMap::new();
+    for list in &lists {
+        for l in list.iter().skip(1) {
+            *waiting.entry(*l).or_default() += 1;
+        }
+    }
+    for list in &mut lists {
+        list.reverse();
+    }
+    let mut placed: std::collections::HashSet<Label> = std::collections::HashSet::new();
+    let mut order: Vec<Label> = Vec::new();
+    loop {
+        let free = lists.iter().position(|list| {
+            list.last()
+                .is_some_and(|l| placed.contains(l) || waiting.get(l).copied().unwrap_or(0) == 0)
+        });
+        let i = match free {
+            Some(i) => i,
+            None => match lists.iter().position(|list| !list.is_empty()) {
+                Some(i) => i,
+                None => break,
+            },
+        };
+        let Some(l) = lists[i].pop() else {
+            break;
+        };
+        if lists[i].len() > 1 {
+            if let Some(w) = lists[i].last().and_then(|next| waiting.get_mut(next)) {
+                *w = w.saturating_sub(1);
+            }
+        }
+        if placed.insert(l) {
+            order.push(l);
+        }
+    }
+    order
+}
+
+/// Embeddings added where they stand even when replayed: struct literals
+/// and values from imported packages (which are already evaluated).
 fn embed_inline(x: &E) -> bool {
     match &x.kind {
         Ek::Struct(_) => true,
         Ek::Select(base, _) => embed_inline_ref(base),
         Ek::Unify(parts) => parts.first().map(|p| embed_inline(p)).unwrap_or(false),
+        _ => false,
+    }
+}
+
+/// Whether an embedding is added where it stands among the literal's
+/// declarations (before the literal's own fields, as CUE v0.4 does): struct
+/// literals, imported values, and references that do not point into the
+/// struct being built (`v`). Those wait until the struct's fields exist.
+fn embed_now(x: &E, env: &Env, v: VId) -> bool {
+    if embed_inline(x) {
+        return true;
+    }
+    let mut base = x;
+    while let Ek::Select(inner, _) | Ek::Index(inner, _) = &base.kind {
+        base = inner;
+    }
+    matches!(
+        &base.kind,
+        Ek::Ref(Ref::Field { .. }) | Ek::Ref(Ref::Var { .. })
+    ) && !refers_into(x, env, v)
+}
+
+/// Whether `x` is a reference (or a selection from one) to a field or `let`
+/// of the struct `v` being built.
+fn refers_into(x: &E, env: &Env, v: VId) -> bool {
+    let mut base = x;
+    while let Ek::Select(inner, _) | Ek::Index(inner, _) = &base.kind {
+        base = inner;
+    }
+    match &base.kind {
+        Ek::Ref(Ref::Field { up, .. }) => {
+            walk(env, *up).is_some_and(|f| matches!(f.frame, Frame::Struct(w) if w == v))
+        }
         _ => false,
     }
 }
@@ -4299,5 +4382,40 @@ pub fn value_to_cue(v: &Value) -> String {
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
+    }
+}
+
+#[cfg(test)]
+mod order_tests {
+    use super::{merge_fronts, Label};
+
+    fn labels(s: &str) -> Vec<Label> {
+        s.bytes().map(|b| Label::Regular(u32::from(b))).collect()
+    }
+
+    fn merged(lists: &[&str]) -> String {
+        let order = merge_fronts(lists.iter().map(|s| labels(s)).collect());
+        order
+            .iter()
+            .map(|l| match l {
+                Label::Regular(c) => char::from(u8::try_from(*c).unwrap_or(b'?')),
+                _ => '?',
+            })
+            .collect()
+    }
+
+    // Each expectation was checked against `cue export` (v0.4.0-beta.1):
+    // `x: {a: 1, b: 2, c: 3, ("d"): 4, ("e"): 5}` exports `a b d c e`.
+    #[test]
+    fn last_label_of_a_list_waits_for_the_fallback() {
+        assert_eq!(merged(&["abc", "de"]), "abdce");
+        assert_eq!(merged(&["ab", "de"]), "adbe");
+        assert_eq!(merged(&["abcd", "efg"]), "abcefdg");
+    }
+
+    #[test]
+    fn one_list_keeps_its_order() {
+        assert_eq!(merged(&["abcde"]), "abcde");
+        assert_eq!(merged(&["ba", "ba"]), "ba");
     }
 }
