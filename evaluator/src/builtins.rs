@@ -24,6 +24,7 @@ mod strings;
 mod structs;
 mod time;
 mod yaml;
+mod yaml_read;
 
 pub use regexp::go_regex;
 

@@ -35,45 +35,9 @@ fn marshal_stream(args: &[Value]) -> R {
     Ok(Value::String(docs.join("---\n")))
 }
 
-/// Converts a parsed YAML value: integers stay ints, keys become strings.
-fn from_yaml(v: &serde_yaml::Value) -> Value {
-    match v {
-        serde_yaml::Value::Null => Value::Null,
-        serde_yaml::Value::Bool(b) => Value::Bool(*b),
-        serde_yaml::Value::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                Value::Int(i128::from(i))
-            } else if let Some(u) = n.as_u64() {
-                Value::Int(i128::from(u))
-            } else {
-                Value::float_from_f64(n.as_f64().unwrap_or(f64::NAN))
-            }
-        }
-        serde_yaml::Value::String(s) => Value::String(s.clone()),
-        serde_yaml::Value::Sequence(items) => Value::List(items.iter().map(from_yaml).collect()),
-        serde_yaml::Value::Mapping(map) => Value::Struct(
-            map.iter()
-                .map(|(k, v)| {
-                    let key = match k {
-                        serde_yaml::Value::String(s) => s.clone(),
-                        serde_yaml::Value::Bool(b) => b.to_string(),
-                        serde_yaml::Value::Number(n) => n.to_string(),
-                        serde_yaml::Value::Null => "null".to_string(),
-                        other => format!("{other:?}"),
-                    };
-                    (key, from_yaml(v))
-                })
-                .collect(),
-        ),
-        serde_yaml::Value::Tagged(tagged) => from_yaml(&tagged.value),
-    }
-}
-
 fn unmarshal(args: &[Value]) -> R {
     let bytes = arg_bytes(args, 0)?;
-    let parsed: serde_yaml::Value =
-        serde_yaml::from_slice(bytes).map_err(|e| invalid(format!("yaml: {e}")))?;
-    Ok(from_yaml(&parsed))
+    super::yaml_read::read(bytes).map_err(|e| invalid(format!("yaml: {e}")))
 }
 
 /// One YAML document for a value, ending with a newline.
