@@ -295,6 +295,54 @@ impl Instance {
     pub fn evaluate_with_fills(&self, fills: &[(Path, FillValue)]) -> Result<Evaluation, Error> {
         let mut interner = self.interner.clone();
         let mut pkgs = self.pkgs.clone();
+        if let Some(lit) = self.fill_literal(&mut interner, fills)? {
+            if let Some(main) = pkgs.get_mut(0) {
+                main.files.push(Rc::new(lit));
+            }
+        }
+        let engine = Engine::new(interner, pkgs);
+        Ok(self.wrap(engine))
+    }
+
+    /// Evaluates the main package again with `fills` (as
+    /// [`evaluate_with_fills`](Self::evaluate_with_fills) does), keeping
+    /// what `eval` evaluated of the imported packages: they cannot refer to
+    /// the main package, so fills do not change them. The main package's
+    /// old values stay in the arena, unreachable; once the arena has grown
+    /// past `max_vertices`, evaluation starts over in a new one instead.
+    pub fn reevaluate_with_fills(
+        &self,
+        eval: &mut Evaluation,
+        fills: &[(Path, FillValue)],
+        max_vertices: usize,
+    ) -> Result<(), Error> {
+        if eval.engine.vs.len() > max_vertices {
+            *eval = self.evaluate_with_fills(fills)?;
+            return Ok(());
+        }
+        let lit = self.fill_literal(&mut eval.engine.interner, fills)?;
+        let Some(main) = eval.engine.pkgs.get_mut(0) else {
+            return Ok(());
+        };
+        main.files = self
+            .pkgs
+            .first()
+            .map(|p| p.files.clone())
+            .unwrap_or_default();
+        if let Some(lit) = lit {
+            main.files.push(Rc::new(lit));
+        }
+        main.root = None;
+        eval.root = eval.engine.pkg_root(0);
+        Ok(())
+    }
+
+    /// The fills merged into one struct literal (`None` without fills).
+    fn fill_literal(
+        &self,
+        interner: &mut crate::ir::Interner,
+        fills: &[(Path, FillValue)],
+    ) -> Result<Option<StructLit>, Error> {
         let mut tree = FillNode::default();
         for (path, value) in fills {
             let mut node = &mut tree;
@@ -321,13 +369,7 @@ impl Instance {
             }
             node.values.push(value.clone());
         }
-        if !tree.children.is_empty() {
-            if let Some(main) = pkgs.get_mut(0) {
-                main.files.push(Rc::new(tree.literal()));
-            }
-        }
-        let engine = Engine::new(interner, pkgs);
-        Ok(self.wrap(engine))
+        Ok((!tree.children.is_empty()).then(|| tree.literal()))
     }
 }
 

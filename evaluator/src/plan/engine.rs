@@ -21,6 +21,10 @@ pub const CORE_PACKAGE: &str = "dagger.io/dagger/core";
 
 const MAX_DEPTH: usize = 256;
 
+/// Past this many vertices in the evaluation's arena (old values of the
+/// main package pile up there at each fill), a fill evaluates in a new one.
+const MAX_VERTICES: usize = 250_000;
+
 /// A task found in the plan.
 #[derive(Debug, Clone)]
 pub struct PlanTask {
@@ -1023,9 +1027,8 @@ impl Plan {
         }
         let filled: Vec<Path> = fills.iter().map(|(fill, _)| fill.clone()).collect();
         self.fills.extend(fills);
-        self.eval = self
-            .instance
-            .evaluate_with_fills(&self.fills)
+        self.instance
+            .reevaluate_with_fills(&mut self.eval, &self.fills, MAX_VERTICES)
             .map_err(|error| PlanError::Task {
                 path: path.to_string(),
                 message: render_load_error(error).to_string(),
