@@ -288,16 +288,65 @@ impl Instance {
     }
 
     /// Evaluates from scratch with concrete values unified at the given
-    /// paths (hidden selectors name their package).
+    /// paths (hidden selectors name their package). The fills are merged
+    /// into one struct literal added to the main package (a path filled
+    /// several times gets one field per value), so that each vertex on a
+    /// filled path has one more conjunct however many fills there are.
     pub fn evaluate_with_fills(&self, fills: &[(Path, FillValue)]) -> Result<Evaluation, Error> {
         let mut interner = self.interner.clone();
         let mut pkgs = self.pkgs.clone();
+        if let Some(lit) = self.fill_literal(&mut interner, fills)? {
+            if let Some(main) = pkgs.get_mut(0) {
+                main.files.push(Rc::new(lit));
+            }
+        }
+        let engine = Engine::new(interner, pkgs);
+        Ok(self.wrap(engine))
+    }
+
+    /// Evaluates the main package again with `fills` (as
+    /// [`evaluate_with_fills`](Self::evaluate_with_fills) does), keeping
+    /// what `eval` evaluated of the imported packages: they cannot refer to
+    /// the main package, so fills do not change them. The main package's
+    /// old values stay in the arena, unreachable; once the arena has grown
+    /// past `max_vertices`, evaluation starts over in a new one instead.
+    pub fn reevaluate_with_fills(
+        &self,
+        eval: &mut Evaluation,
+        fills: &[(Path, FillValue)],
+        max_vertices: usize,
+    ) -> Result<(), Error> {
+        if eval.engine.vs.len() > max_vertices {
+            *eval = self.evaluate_with_fills(fills)?;
+            return Ok(());
+        }
+        let lit = self.fill_literal(&mut eval.engine.interner, fills)?;
+        let Some(main) = eval.engine.pkgs.get_mut(0) else {
+            return Ok(());
+        };
+        main.files = self
+            .pkgs
+            .first()
+            .map(|p| p.files.clone())
+            .unwrap_or_default();
+        if let Some(lit) = lit {
+            main.files.push(Rc::new(lit));
+        }
+        main.root = None;
+        eval.root = eval.engine.pkg_root(0);
+        Ok(())
+    }
+
+    /// The fills merged into one struct literal (`None` without fills).
+    fn fill_literal(
+        &self,
+        interner: &mut crate::ir::Interner,
+        fills: &[(Path, FillValue)],
+    ) -> Result<Option<StructLit>, Error> {
+        let mut tree = FillNode::default();
         for (path, value) in fills {
-            let mut e = Rc::new(E {
-                kind: Ek::Data(Rc::new(value.clone())),
-                pos: Pos::default(),
-            });
-            for sel in path.0.iter().rev() {
+            let mut node = &mut tree;
+            for sel in &path.0 {
                 let label = match sel {
                     Selector::Field(n) => Label::Regular(interner.intern(n)),
                     Selector::Def(n) => Label::Def(interner.intern(n)),
@@ -316,31 +365,52 @@ impl Instance {
                     }
                     Selector::Index(_) => return Err(Error::Path(path.to_string())),
                 };
-                let lit = StructLit {
-                    decls: vec![DeclC::Field(FieldDecl {
-                        label: FieldLabel::Static(label),
-                        optional: false,
-                        value: e,
-                        attrs: Rc::new(Vec::new()),
-                        doc: None,
-                        pos: Pos::default(),
-                    })],
-                    is_struct: true,
-                    pos: Pos::default(),
-                };
-                e = Rc::new(E {
-                    kind: Ek::Struct(Rc::new(lit)),
-                    pos: Pos::default(),
-                });
+                node = node.children.entry(label).or_default();
             }
-            if let Ek::Struct(lit) = &e.kind {
-                if let Some(main) = pkgs.get_mut(0) {
-                    main.files.push(lit.clone());
-                }
+            node.values.push(value.clone());
+        }
+        Ok((!tree.children.is_empty()).then(|| tree.literal()))
+    }
+}
+
+/// Fills grouped by path: the values filled at a node and its children.
+#[derive(Default)]
+struct FillNode {
+    values: Vec<FillValue>,
+    children: IndexMap<Label, FillNode>,
+}
+
+impl FillNode {
+    /// The struct literal of the children: one field per value filled at a
+    /// child, and one holding the child's own children.
+    fn literal(&self) -> StructLit {
+        let field = |label: Label, kind: Ek| {
+            DeclC::Field(FieldDecl {
+                label: FieldLabel::Static(label),
+                optional: false,
+                value: Rc::new(E {
+                    kind,
+                    pos: Pos::default(),
+                }),
+                attrs: Rc::new(Vec::new()),
+                doc: None,
+                pos: Pos::default(),
+            })
+        };
+        let mut decls = Vec::new();
+        for (label, child) in &self.children {
+            for value in &child.values {
+                decls.push(field(*label, Ek::Data(Rc::new(value.clone()))));
+            }
+            if !child.children.is_empty() {
+                decls.push(field(*label, Ek::Struct(Rc::new(child.literal()))));
             }
         }
-        let engine = Engine::new(interner, pkgs);
-        Ok(self.wrap(engine))
+        StructLit {
+            decls,
+            is_struct: true,
+            pos: Pos::default(),
+        }
     }
 }
 
@@ -487,6 +557,24 @@ impl Evaluation {
         self.fields_of(v, false)
     }
 
+    /// [`fields`](Self::fields) with `attrs` but without `docs` and
+    /// `locations` (left empty; [`locations`](Self::locations) gives a
+    /// field's positions when needed).
+    pub fn fields_with_attrs(&mut self, v: ValueId) -> Vec<FieldInfo> {
+        let mut fields = self.fields_of(v, false);
+        for info in &mut fields {
+            info.attrs = self.engine.vs[info.value.0 as usize]
+                .attrs
+                .iter()
+                .map(|a| Attr {
+                    name: a.name.clone(),
+                    body: a.body.clone(),
+                })
+                .collect();
+        }
+        fields
+    }
+
     /// The declaration positions of a field's value, as in
     /// [`FieldInfo::locations`].
     pub fn locations(&self, v: ValueId) -> Vec<Location> {
@@ -597,7 +685,7 @@ impl Evaluation {
 
     /// Whether the value (recursively) is concrete, defaults applied.
     pub fn is_concrete(&mut self, v: ValueId) -> bool {
-        self.engine.export(v.0).is_ok()
+        self.engine.check(v.0).is_ok()
     }
 
     /// Whether the value is an unresolved disjunction with a default.
@@ -647,7 +735,7 @@ impl Evaluation {
 
     /// Why the value is not concrete (first error), `None` when it is.
     pub fn not_concrete_reason(&mut self, v: ValueId) -> Option<EvalError> {
-        match self.engine.export(v.0) {
+        match self.engine.check(v.0) {
             Ok(_) => None,
             Err(errs) => self.convert(errs).into_iter().next(),
         }
@@ -749,7 +837,7 @@ impl Evaluation {
     /// the subtree at `v` referenced while being evaluated. Evaluates the
     /// subtree first.
     pub fn references(&mut self, v: ValueId) -> Vec<Path> {
-        let _ = self.engine.export(v.0);
+        let _ = self.engine.check(v.0);
         let mut seen = std::collections::BTreeSet::new();
         let mut stack = vec![v.0];
         let mut visited = std::collections::HashSet::new();
@@ -777,7 +865,7 @@ impl Evaluation {
 
     /// All errors of the instance, as `cue export` reports them.
     pub fn errors(&mut self) -> Vec<EvalError> {
-        match self.engine.export(self.root) {
+        match self.engine.check(self.root) {
             Ok(_) => Vec::new(),
             Err(e) => self.convert(e),
         }

@@ -91,36 +91,8 @@ impl Engine {
     }
 
     fn export_rec_inner(&mut self, v: VId, depth: u32, errs: &mut Vec<PathError>) -> Option<Value> {
-        if depth > MAX_EXPORT_DEPTH {
-            let err = Rc::new(Bottom {
-                code: crate::eval::code::DEPTH,
-                msg: "value too deep (structural cycle?)".into(),
-                pos: Vec::new(),
-                incomplete: false,
-                hint: None,
-                causes: Vec::new(),
-            });
-            self.push_err(v, err, errs);
-            return None;
-        }
-        self.eval_vertex(v);
-        let w = match self.resolve_default(v) {
-            Ok(w) => w,
-            Err(e) => {
-                self.push_err(v, e, errs);
-                return None;
-            }
-        };
+        let w = self.export_target(v, depth, errs)?;
         let vx = &self.vs[w as usize];
-        if let Val::Bottom(b) = &vx.value {
-            let b = b.clone();
-            self.push_err(v, b, errs);
-            return None;
-        }
-        if let Some(inc) = vx.incomplete.clone() {
-            self.push_err(v, inc, errs);
-            return None;
-        }
         if vx.is_list {
             let arcs: Vec<VId> = vx.arcs.values().copied().collect();
             let mut out = Vec::with_capacity(arcs.len());
@@ -153,30 +125,121 @@ impl Engine {
             let out = Value::Struct(out);
             return (ok && self.run_validators(v, w, &out, errs)).then_some(out);
         }
-        match vx.value.clone() {
-            Val::Atom(a) => Some(atom_value(&a)),
-            other => {
-                let shown = self.val_to_cue(&other);
-                let pos = self.vs[w as usize].value_pos.clone();
-                let mut pos = if pos.is_empty() {
-                    self.vs[w as usize].decl_pos.clone()
-                } else {
-                    pos
-                };
-                pos.sort();
-                pos.dedup();
-                let err = Rc::new(Bottom {
-                    code: crate::eval::code::INCOMPLETE,
-                    msg: format!("incomplete value {shown}"),
-                    pos,
-                    incomplete: true,
-                    hint: None,
-                    causes: Vec::new(),
-                });
-                self.push_err(v, err, errs);
+        match &vx.value {
+            Val::Atom(a) => Some(atom_value(a)),
+            _ => {
+                self.push_incomplete(v, w, errs);
                 None
             }
         }
+    }
+
+    /// The vertex `export_rec` manifests for `v` (its default), evaluated;
+    /// `None`, with the error recorded, when `v` is too deep, an error, or
+    /// an unresolved disjunction.
+    fn export_target(&mut self, v: VId, depth: u32, errs: &mut Vec<PathError>) -> Option<VId> {
+        if depth > MAX_EXPORT_DEPTH {
+            let err = Rc::new(Bottom {
+                code: crate::eval::code::DEPTH,
+                msg: "value too deep (structural cycle?)".into(),
+                pos: Vec::new(),
+                incomplete: false,
+                hint: None,
+                causes: Vec::new(),
+            });
+            self.push_err(v, err, errs);
+            return None;
+        }
+        self.eval_vertex(v);
+        let w = match self.resolve_default(v) {
+            Ok(w) => w,
+            Err(e) => {
+                self.push_err(v, e, errs);
+                return None;
+            }
+        };
+        let vx = &self.vs[w as usize];
+        if let Val::Bottom(b) = &vx.value {
+            let b = b.clone();
+            self.push_err(v, b, errs);
+            return None;
+        }
+        if let Some(inc) = vx.incomplete.clone() {
+            self.push_err(v, inc, errs);
+            return None;
+        }
+        Some(w)
+    }
+
+    /// Records that the scalar at `v` (manifested as `w`) is not concrete.
+    fn push_incomplete(&mut self, v: VId, w: VId, errs: &mut Vec<PathError>) {
+        let shown = self.val_to_cue(&self.vs[w as usize].value.clone());
+        let pos = self.vs[w as usize].value_pos.clone();
+        let mut pos = if pos.is_empty() {
+            self.vs[w as usize].decl_pos.clone()
+        } else {
+            pos
+        };
+        pos.sort();
+        pos.dedup();
+        let err = Rc::new(Bottom {
+            code: crate::eval::code::INCOMPLETE,
+            msg: format!("incomplete value {shown}"),
+            pos,
+            incomplete: true,
+            hint: None,
+            causes: Vec::new(),
+        });
+        self.push_err(v, err, errs);
+    }
+
+    /// The errors [`export`](Self::export) would report for `v`, without
+    /// building the data (only values with validators are built, to run
+    /// them): for error checks and concreteness tests.
+    pub fn check(&mut self, v: VId) -> Result<(), Vec<PathError>> {
+        let mut errs = Vec::new();
+        let ok = self.check_rec(v, 0, &mut errs);
+        self.validate_hidden(v, 0, &mut errs);
+        if errs.iter().any(|e| !e.error.incomplete) {
+            errs.retain(|e| !e.error.incomplete);
+        }
+        if ok && errs.is_empty() {
+            return Ok(());
+        }
+        Err(errs)
+    }
+
+    /// [`export_rec`](Self::export_rec) without the data: whether `v`
+    /// exports, errors recorded in the same order.
+    fn check_rec(&mut self, v: VId, depth: u32, errs: &mut Vec<PathError>) -> bool {
+        cuedag_parser::stack::grow(|| self.check_rec_inner(v, depth, errs))
+    }
+
+    fn check_rec_inner(&mut self, v: VId, depth: u32, errs: &mut Vec<PathError>) -> bool {
+        let Some(w) = self.export_target(v, depth, errs) else {
+            return false;
+        };
+        let vx = &self.vs[w as usize];
+        if vx.is_list || vx.is_struct {
+            if !vx.validators.is_empty() {
+                return self.export_rec(v, depth, errs).is_some();
+            }
+            let is_list = vx.is_list;
+            let arcs: Vec<(Label, VId)> = vx.arcs.iter().map(|(l, a)| (*l, *a)).collect();
+            let mut ok = true;
+            for (l, a) in arcs {
+                if !is_list && (!matches!(l, Label::Regular(_)) || self.vs[a as usize].optional) {
+                    continue;
+                }
+                ok &= self.check_rec(a, depth + 1, errs);
+            }
+            return ok;
+        }
+        if matches!(vx.value, Val::Atom(_)) {
+            return true;
+        }
+        self.push_incomplete(v, w, errs);
+        false
     }
 
     fn run_validators(&mut self, v: VId, w: VId, value: &Value, errs: &mut Vec<PathError>) -> bool {

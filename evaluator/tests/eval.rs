@@ -231,6 +231,43 @@ fn attributes_docs_and_fills() {
     assert_eq!(refs, vec![Path::parse("out").unwrap()]);
 }
 
+/// Re-evaluating in place with more fills gives what a new evaluation with
+/// all of them gives, whether the arena is kept (imported packages reused)
+/// or too big and started over.
+#[test]
+fn reevaluation_with_fills_matches_a_new_evaluation() {
+    let mut loader = cuedag_evaluator::MemLoader::default();
+    loader.add(
+        "p/main.cue",
+        "package p\n\nimport \"strings\"\n\nout: string\nsecond: int\nmsg: strings.ToUpper(\"got \\(out)\")\nsum: second + 1\n",
+    );
+    let inst = cuedag_evaluator::load_instance(
+        &loader,
+        &["p".to_string()],
+        &cuedag_evaluator::LoadOptions::default(),
+    )
+    .unwrap();
+    let fills = vec![
+        (Path::parse("out").unwrap(), Value::String("x".into())),
+        (Path::parse("second").unwrap(), Value::Int(2)),
+    ];
+    let expected = inst.evaluate_with_fills(&fills).unwrap().export().unwrap();
+    for max_vertices in [usize::MAX, 0] {
+        let mut ev = inst.evaluate();
+        assert!(ev.export().is_err());
+        inst.reevaluate_with_fills(&mut ev, &fills[..1], max_vertices)
+            .unwrap();
+        let msg = ev.lookup_str("msg").unwrap();
+        assert_eq!(ev.as_string(msg).as_deref(), Some("GOT X"));
+        assert!(ev.export().is_err());
+        inst.reevaluate_with_fills(&mut ev, &fills, max_vertices)
+            .unwrap();
+        assert_eq!(ev.export().unwrap(), expected);
+        let sum = ev.lookup_str("sum").unwrap();
+        assert_eq!(ev.references(sum), vec![Path::parse("second").unwrap()]);
+    }
+}
+
 /// The founding user story's plan (`persistent-cache.md`), with the
 /// embedded universe packages: only the runtime-filled values are missing.
 #[test]

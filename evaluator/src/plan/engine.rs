@@ -21,6 +21,10 @@ pub const CORE_PACKAGE: &str = "dagger.io/dagger/core";
 
 const MAX_DEPTH: usize = 256;
 
+/// Past this many vertices in the evaluation's arena (old values of the
+/// main package pile up there at each fill), a fill evaluates in a new one.
+const MAX_VERTICES: usize = 250_000;
+
 /// A task found in the plan.
 #[derive(Debug, Clone)]
 pub struct PlanTask {
@@ -218,17 +222,20 @@ impl Plan {
     fn descend(&mut self, value: ValueId, path: &[Selector]) -> Option<ValueId> {
         let mut current = value;
         for selector in path {
-            let next = self
+            // A direct lookup (no field list to build) finds the field
+            // unless the value is a disjunction with no default.
+            current = match self
                 .eval
-                .fields(current)
-                .into_iter()
-                .find(|info| info.selector == *selector)
-                .map(|info| info.value);
-            current = match next {
+                .lookup_from(current, &Path(vec![selector.clone()]))
+            {
                 Some(next) => next,
-                None => self
-                    .eval
-                    .lookup_from(current, &Path(vec![selector.clone()]))?,
+                None => {
+                    self.eval
+                        .field_values(current)
+                        .into_iter()
+                        .find(|info| info.selector == *selector)?
+                        .value
+                }
             };
         }
         Some(current)
@@ -918,13 +925,14 @@ impl Plan {
         let kind = match self.eval.kind(value) {
             // An unresolved disjunction of structs (a client write before
             // its contents are known) shows its common fields.
-            Kind::Disjunction if !self.eval.fields(value).is_empty() => Kind::Struct,
+            Kind::Disjunction if !self.eval.field_values(value).is_empty() => Kind::Struct,
             kind => kind,
         };
         match kind {
             Kind::Struct if depth < MAX_DEPTH => {
                 let mut fields = indexmap::IndexMap::new();
-                for info in self.eval.fields(value) {
+                // Positions are looked up only for fields reported unset.
+                for info in self.eval.fields_with_attrs(value) {
                     let Selector::Field(name) = &info.selector else {
                         continue;
                     };
@@ -951,7 +959,7 @@ impl Plan {
                     if !generated {
                         for mut field in child_unset {
                             if field.positions.is_empty() {
-                                field.positions = info.locations.clone();
+                                field.positions = self.eval.locations(info.value);
                             }
                             unset.push(field);
                         }
@@ -962,7 +970,7 @@ impl Plan {
             }
             Kind::List if depth < MAX_DEPTH => {
                 let mut items = Vec::new();
-                for info in self.eval.fields(value) {
+                for info in self.eval.field_values(value) {
                     let index = match &info.selector {
                         Selector::Index(i) => i.to_string(),
                         _ => continue,
@@ -1017,25 +1025,45 @@ impl Plan {
         if fills.is_empty() {
             return Ok(());
         }
+        let filled: Vec<Path> = fills.iter().map(|(fill, _)| fill.clone()).collect();
         self.fills.extend(fills);
-        self.eval = self
-            .instance
-            .evaluate_with_fills(&self.fills)
+        self.instance
+            .reevaluate_with_fills(&mut self.eval, &self.fills, MAX_VERTICES)
             .map_err(|error| PlanError::Task {
                 path: path.to_string(),
                 message: render_load_error(error).to_string(),
             })?;
-        if let Some(value) = self.eval.lookup(&base) {
-            if let Some(error) = self.eval.not_concrete_reason(value) {
-                if !error.incomplete {
-                    return Err(PlanError::Task {
-                        path: path.to_string(),
-                        message: error.render(),
-                    });
-                }
+        // An output conflicting with the plan shows where it is filled (or
+        // on the way there, for a struct that no longer unifies): check
+        // those values only, not the whole task.
+        for fill in &filled {
+            if let Some(error) = self.fill_error(&base, fill) {
+                return Err(PlanError::Task {
+                    path: path.to_string(),
+                    message: error.render(),
+                });
             }
         }
         Ok(())
+    }
+
+    /// The first non-incomplete error on the way from the task at `base`
+    /// down to the filled value at `fill` (included).
+    fn fill_error(&mut self, base: &Path, fill: &Path) -> Option<EvalError> {
+        let mut value = self.eval.lookup(base)?;
+        let rest = fill.0.get(base.0.len()..).unwrap_or_default();
+        for selector in rest {
+            if self.eval.kind(value) == Kind::Bottom {
+                break;
+            }
+            match self.eval.lookup_from(value, &Path(vec![selector.clone()])) {
+                Some(next) => value = next,
+                None => break,
+            }
+        }
+        self.eval
+            .not_concrete_reason(value)
+            .filter(|error| !error.incomplete)
     }
 
     /// Names of the direct children of `target` that are outputs: generated,

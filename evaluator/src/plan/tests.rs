@@ -151,6 +151,73 @@ fn fill_back_makes_dependents_concrete() {
 }
 
 #[test]
+fn an_output_conflicting_with_the_plan_fails_the_fill() {
+    let plan_text = r#"
+package main
+
+import "dagger.io/dagger/core"
+
+actions: {
+	first: core.#Nop & {input: "a", output: "fixed"}
+	second: core.#Nop & {input: first.output}
+	third: core.#Exec & {args: ["true"]}
+}
+"#;
+    let mut plan = load(plan_text, &[]).unwrap();
+    let first = CuePath::new(["actions", "first"]);
+    let err = plan
+        .fill(
+            &first,
+            &TaskValue::structure([("output", TaskValue::string("other"))]),
+        )
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(message.starts_with("actions.first: "), "{message}");
+    assert!(message.contains("conflicting values"), "{message}");
+    // An output conflicting with the task's own declaration
+    // (`exit: int & 0`).
+    let mut plan = load(plan_text, &[]).unwrap();
+    let third = CuePath::new(["actions", "third"]);
+    let err = plan
+        .fill(&third, &TaskValue::structure([("exit", TaskValue::Int(1))]))
+        .unwrap_err();
+    assert!(err.to_string().contains("conflicting values"), "{err}");
+}
+
+#[test]
+fn fills_of_several_tasks_all_reach_their_dependents() {
+    let mut plan = load(NOP_PLAN, &[]).unwrap();
+    plan.fill(
+        &CuePath::new(["actions", "greet"]),
+        &TaskValue::structure([("output", TaskValue::string("hi"))]),
+    )
+    .unwrap();
+    // The same value filled again unifies with the first fill.
+    plan.fill(
+        &CuePath::new(["actions", "greet"]),
+        &TaskValue::structure([("output", TaskValue::string("hi"))]),
+    )
+    .unwrap();
+    plan.fill(
+        &CuePath::new(["actions", "loud"]),
+        &TaskValue::structure([("output", TaskValue::string("hi!"))]),
+    )
+    .unwrap();
+    let hidden = plan
+        .task_inputs(&CuePath::new(["actions", "_hidden"]))
+        .unwrap();
+    assert_eq!(hidden.get("input"), Some(&TaskValue::string("hi!")));
+    // A different value at an already filled path is a conflict.
+    let err = plan
+        .fill(
+            &CuePath::new(["actions", "greet"]),
+            &TaskValue::structure([("output", TaskValue::string("bye"))]),
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("conflicting values"), "{err}");
+}
+
+#[test]
 fn validation_reports_every_unset_input_with_positions() {
     let mut plan = load(NOP_PLAN, &[]).unwrap();
     let selected = plan.graph().select(&CuePath::new(["actions"]));
