@@ -934,8 +934,17 @@ impl Engine {
                 match fv {
                     Val::Pre(Predeclared::Close) if args.len() == 1 => {
                         let g = self.new_group(ci.group.or(ci.parent), false);
+                        // Embedded (`{close({a: 1}), b: 2}`), it closes the
+                        // embedding struct over the union, as a definition.
+                        let embedded_in = if ci.embedded { ci.group } else { None };
+                        if let Some(outer) = embedded_in {
+                            if let Some(gr) = self.groups.get_mut(outer as usize) {
+                                gr.closed_here = true;
+                            }
+                        }
                         if let Some(gr) = self.groups.get_mut(g as usize) {
                             gr.closed_here = true;
+                            gr.delegate = embedded_in.is_some();
                         }
                         let cci = CI {
                             group: Some(g),
@@ -2479,6 +2488,16 @@ impl Engine {
                                         "index out of range [{i}] with length {}",
                                         vx.arcs.len()
                                     ),
+                                    vec![pos],
+                                    false,
+                                ));
+                            }
+                            if !vx.is_struct {
+                                // A field selector on a list is an error, not
+                                // a pending reference.
+                                return Val::Bottom(bot(
+                                    code::OPERANDS,
+                                    format!("invalid list index {name} (type string)"),
                                     vec![pos],
                                     false,
                                 ));
