@@ -499,7 +499,7 @@ class Gen:
         r = self.r
         decls = []
         n = r.randint(2, 6)
-        names = r.sample(["a", "b", "c", "out", "cfg", "res", "val", "item", "list", "#x", "_p"], n)
+        names = r.sample(["a", "b", "c", "out", "cfg", "res", "val", "item", "#x", "_p"], n)
         for nm in names:
             v = self.data(0)
             decls.append(f"{nm}: {self.expr(v, 0)}")

@@ -67,6 +67,12 @@ impl Engine {
         if errs.iter().any(|e| !e.error.incomplete) {
             errs.retain(|e| !e.error.incomplete);
         }
+        // An unresolved reference is a compile error in CUE: `cue export`
+        // reports those alone, before evaluating anything.
+        let not_found = crate::eval::code::NOT_FOUND;
+        if errs.iter().any(|e| e.error.code == not_found) {
+            errs.retain(|e| e.error.code == not_found);
+        }
         if errs.is_empty() {
             if let Some(out) = out {
                 return Ok(out);
@@ -228,14 +234,38 @@ impl Engine {
                 continue;
             }
             if l.is_def() || l.is_hidden() {
-                if let Some(err) = self.first_fatal(a, 0) {
-                    // Locate the error at the deepest vertex that holds it.
-                    let at = self.find_error_vertex(a, &err, 0).unwrap_or(a);
-                    self.push_err(at, err, errs);
-                }
+                self.hidden_fatal_errors(a, 0, errs);
             } else {
                 self.validate_hidden(a, depth + 1, errs);
             }
+        }
+    }
+
+    /// Every fatal error in the subtree of a hidden field or definition
+    /// (as `first_fatal` walks it), each at the deepest vertex holding it.
+    fn hidden_fatal_errors(&mut self, v: VId, depth: u32, errs: &mut Vec<PathError>) {
+        self.eval_vertex(v);
+        if let Val::Bottom(b) = &self.vs[v as usize].value {
+            if !b.incomplete {
+                let err = b.clone();
+                let at = self.find_error_vertex(v, &err, 0).unwrap_or(v);
+                self.push_err(at, err, errs);
+            }
+            return;
+        }
+        if depth > 60 || self.vs[v as usize].disj.is_some() {
+            return;
+        }
+        let arcs: Vec<(Label, VId)> = self.vs[v as usize]
+            .arcs
+            .iter()
+            .map(|(l, a)| (*l, *a))
+            .collect();
+        for (l, a) in arcs {
+            if l.is_def() || matches!(l, Label::Let(_)) || self.vs[a as usize].optional {
+                continue;
+            }
+            self.hidden_fatal_errors(a, depth + 1, errs);
         }
     }
 
