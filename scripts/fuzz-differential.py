@@ -624,6 +624,10 @@ def outcome(code, stdout, stderr, ours):
             any_load = True
         if not ours and path == "" and not is_load(message) and not message.startswith("field "):
             path = "*"
+        if not ours and path[:1].isdigit():
+            # The path of an anonymous list (an operand or builtin argument):
+            # beta.1 prints it relative to that list, ours names the field.
+            path = "*"
         lines.append((path, message))
     if any_load:
         return ("load", stderr)

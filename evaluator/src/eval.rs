@@ -768,6 +768,26 @@ impl Engine {
             CK::Data(data, pos) => {
                 b.leaves.push(c.clone());
                 let (data, pos) = (data.clone(), *pos);
+                if let Value::Struct(fields) = &*data {
+                    // A builtin's struct declares its fields as a literal
+                    // would, in the closedness group of its conjunct.
+                    let g = match c.ci.group {
+                        Some(g) => g,
+                        None => self.new_group(c.ci.parent, false),
+                    };
+                    let labels: Vec<Label> = fields
+                        .iter()
+                        .map(|(k, _)| Label::Regular(self.interner.intern(k)))
+                        .collect();
+                    match b.groups.iter_mut().find(|x| x.group == g) {
+                        Some(group) => group.labels.extend(labels),
+                        None => b.groups.push(LitGroup {
+                            group: g,
+                            labels,
+                            ..LitGroup::default()
+                        }),
+                    }
+                }
                 self.add_data(b, &data, pos);
             }
             CK::List(lit) => {
@@ -1588,6 +1608,9 @@ impl Engine {
             self.vm(v).closed = true;
             let arcs: Vec<(Label, VId)> = self.v(v).arcs.iter().map(|(l, a)| (*l, *a)).collect();
             let groups = b.groups.clone();
+            // Every field not allowed: the first is the error, the others
+            // its causes (`export` reports each one).
+            let mut violations: Vec<Rc<Bottom>> = Vec::new();
             for (label, arc) in arcs {
                 let Label::Regular(sym) = label else { continue };
                 // Optional fields are constraints: closedness does not apply.
@@ -1642,11 +1665,16 @@ impl Engine {
                             )),
                             causes: Vec::new(),
                         };
-                        if !matches!(b.acc, Val::Bottom(_)) {
-                            b.acc = Val::Bottom(Rc::new(err));
-                        }
+                        violations.push(Rc::new(err));
                         break;
                     }
+                }
+            }
+            if let Some(first) = violations.first() {
+                if !matches!(b.acc, Val::Bottom(_)) {
+                    let mut err = (**first).clone();
+                    err.causes = violations[1..].to_vec();
+                    b.acc = Val::Bottom(Rc::new(err));
                 }
             }
         }

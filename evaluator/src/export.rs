@@ -82,6 +82,16 @@ impl Engine {
     }
 
     fn push_err(&self, v: VId, err: Rc<Bottom>, errs: &mut Vec<PathError>) {
+        if err.code == crate::eval::code::NOT_ALLOWED && !err.causes.is_empty() {
+            // Each field not allowed is an error of its own, as in CUE.
+            let mut first = (*err).clone();
+            let rest = std::mem::take(&mut first.causes);
+            self.push_err(v, Rc::new(first), errs);
+            for cause in rest {
+                self.push_err(v, cause, errs);
+            }
+            return;
+        }
         let path = self.path_of(v);
         if errs
             .iter()
