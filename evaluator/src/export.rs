@@ -126,7 +126,22 @@ impl Engine {
         let vx = &self.vs[w as usize];
         if let Val::Bottom(b) = &vx.value {
             let b = b.clone();
+            let fields_evaluated = b.code == crate::eval::code::NOT_ALLOWED && vx.is_struct;
             self.push_err(v, b, errs);
+            if fields_evaluated {
+                // A closedness error leaves the fields evaluated: report
+                // their errors too, as CUE does.
+                let arcs: Vec<(Label, VId)> = self.vs[w as usize]
+                    .arcs
+                    .iter()
+                    .map(|(l, a)| (*l, *a))
+                    .collect();
+                for (l, a) in arcs {
+                    if l.is_regular() && !self.vs[a as usize].optional {
+                        let _ = self.export_rec(a, depth + 1, errs);
+                    }
+                }
+            }
             return None;
         }
         if let Some(inc) = vx.incomplete.clone() {
