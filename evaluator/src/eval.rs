@@ -2532,11 +2532,13 @@ impl Engine {
                             }
                         }
                         if vx.is_struct || matches!(vx.value, Val::Top) {
+                            // A closed struct cannot get the field later.
+                            let pending = !vx.closed;
                             Val::Bottom(bot(
                                 code::UNDEFINED,
                                 format!("undefined field: {name}"),
                                 vec![pos],
-                                true,
+                                pending,
                             ))
                         } else {
                             let value = vx.value.clone();
