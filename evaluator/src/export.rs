@@ -271,12 +271,16 @@ impl Engine {
     fn hidden_fatal_errors(&mut self, v: VId, depth: u32, errs: &mut Vec<PathError>) {
         self.eval_vertex(v);
         if let Val::Bottom(b) = &self.vs[v as usize].value {
+            let fields_evaluated =
+                b.code == crate::eval::code::NOT_ALLOWED && self.vs[v as usize].is_struct;
             if !b.incomplete {
                 let err = b.clone();
                 let at = self.find_error_vertex(v, &err, 0).unwrap_or(v);
                 self.push_err(at, err, errs);
             }
-            return;
+            if !fields_evaluated {
+                return;
+            }
         }
         if depth > 60 || self.vs[v as usize].disj.is_some() {
             return;
