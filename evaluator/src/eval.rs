@@ -1605,7 +1605,8 @@ impl Engine {
             }
         }
         if !closed_set.is_empty() {
-            self.vm(v).closed = true;
+            // Closed for selectors only when no literal opens it (`...`).
+            self.vm(v).closed = !b.groups.iter().any(|g| g.open);
             let arcs: Vec<(Label, VId)> = self.v(v).arcs.iter().map(|(l, a)| (*l, *a)).collect();
             let groups = b.groups.clone();
             // Every field not allowed: the first is the error, the others
