@@ -1183,6 +1183,18 @@ impl Engine {
             }
             None => {
                 let g = self.new_group(ci.group.or(ci.parent), true);
+                // A definition reached directly from an embedded definition
+                // (`{#A, f: 1}` with `#A: #B`) closes over the embedding
+                // struct too.
+                let via_embedding = ci
+                    .group
+                    .and_then(|p| self.groups.get(p as usize))
+                    .is_some_and(|p| p.delegate);
+                if via_embedding {
+                    if let Some(gr) = self.groups.get_mut(g as usize) {
+                        gr.delegate = true;
+                    }
+                }
                 CI {
                     group: Some(g),
                     parent: ci.parent,
