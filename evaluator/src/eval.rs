@@ -933,6 +933,26 @@ impl Engine {
             CK::Data(data, pos) => {
                 b.leaves.push(c.clone());
                 let (data, pos) = (data.clone(), *pos);
+                if let Value::Struct(fields) = &*data {
+                    // A builtin's struct declares its fields as a literal
+                    // would, in the closedness group of its conjunct.
+                    let g = match c.ci.group {
+                        Some(g) => g,
+                        None => self.new_group(c.ci.parent, false),
+                    };
+                    let labels: Vec<Label> = fields
+                        .iter()
+                        .map(|(k, _)| Label::Regular(self.interner.intern(k)))
+                        .collect();
+                    match b.groups.iter_mut().find(|x| x.group == g) {
+                        Some(group) => group.labels.extend(labels),
+                        None => b.groups.push(LitGroup {
+                            group: g,
+                            labels,
+                            ..LitGroup::default()
+                        }),
+                    }
+                }
                 self.add_data(b, &data, pos);
             }
             CK::List(lit) => {
@@ -1103,8 +1123,17 @@ impl Engine {
                 match fv {
                     Val::Pre(Predeclared::Close) if args.len() == 1 => {
                         let g = self.new_group(ci.group.or(ci.parent), false);
+                        // Embedded (`{close({a: 1}), b: 2}`), it closes the
+                        // embedding struct over the union, as a definition.
+                        let embedded_in = if ci.embedded { ci.group } else { None };
+                        if let Some(outer) = embedded_in {
+                            if let Some(gr) = self.groups.get_mut(outer as usize) {
+                                gr.closed_here = true;
+                            }
+                        }
                         if let Some(gr) = self.groups.get_mut(g as usize) {
                             gr.closed_here = true;
+                            gr.delegate = embedded_in.is_some();
                         }
                         let cci = CI {
                             group: Some(g),
@@ -1325,6 +1354,18 @@ impl Engine {
             }
             None => {
                 let g = self.new_group(ci.group.or(ci.parent), true);
+                // A definition reached directly from an embedded definition
+                // (`{#A, f: 1}` with `#A: #B`) closes over the embedding
+                // struct too.
+                let via_embedding = ci
+                    .group
+                    .and_then(|p| self.groups.get(p as usize))
+                    .is_some_and(|p| p.delegate);
+                if via_embedding {
+                    if let Some(gr) = self.groups.get_mut(g as usize) {
+                        gr.delegate = true;
+                    }
+                }
                 CI {
                     group: Some(g),
                     parent: ci.parent,
@@ -1835,9 +1876,13 @@ impl Engine {
                     }
                 }
             }
-            self.vm(v).closed = true;
+            // Closed for selectors only when no literal opens it (`...`).
+            self.vm(v).closed = !b.groups.iter().any(|g| g.open);
             let arcs: Vec<(Label, VId)> = self.v(v).arcs.iter().map(|(l, a)| (*l, *a)).collect();
             let groups = &b.groups;
+            // Every field not allowed: the first is the error, the others
+            // its causes (`export` reports each one).
+            let mut violations: Vec<Rc<Bottom>> = Vec::new();
             for (label, arc) in arcs {
                 let Label::Regular(sym) = label else { continue };
                 // Optional fields are constraints: closedness does not apply.
@@ -1898,11 +1943,16 @@ impl Engine {
                             )),
                             causes: Vec::new(),
                         };
-                        if !matches!(b.acc, Val::Bottom(_)) {
-                            b.acc = Val::Bottom(Rc::new(err));
-                        }
+                        violations.push(Rc::new(err));
                         break;
                     }
+                }
+            }
+            if let Some(first) = violations.first() {
+                if !matches!(b.acc, Val::Bottom(_)) {
+                    let mut err = (**first).clone();
+                    err.causes = violations[1..].to_vec();
+                    b.acc = Val::Bottom(Rc::new(err));
                 }
             }
         }
@@ -2726,13 +2776,25 @@ impl Engine {
                                     false,
                                 ));
                             }
+                            if !vx.is_struct {
+                                // A field selector on a list is an error, not
+                                // a pending reference.
+                                return Val::Bottom(bot(
+                                    code::OPERANDS,
+                                    format!("invalid list index {name} (type string)"),
+                                    vec![pos],
+                                    false,
+                                ));
+                            }
                         }
                         if vx.is_struct || matches!(vx.value, Val::Top) {
+                            // A closed struct cannot get the field later.
+                            let pending = !vx.closed;
                             Val::Bottom(bot(
                                 code::UNDEFINED,
                                 format!("undefined field: {name}"),
                                 vec![pos],
-                                true,
+                                pending,
                             ))
                         } else {
                             let value = vx.value.clone();

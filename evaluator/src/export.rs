@@ -67,6 +67,12 @@ impl Engine {
         if errs.iter().any(|e| !e.error.incomplete) {
             errs.retain(|e| !e.error.incomplete);
         }
+        // An unresolved reference is a compile error in CUE: `cue export`
+        // reports those alone, before evaluating anything.
+        let not_found = crate::eval::code::NOT_FOUND;
+        if errs.iter().any(|e| e.error.code == not_found) {
+            errs.retain(|e| e.error.code == not_found);
+        }
         if errs.is_empty() {
             if let Some(out) = out {
                 return Ok(out);
@@ -76,6 +82,16 @@ impl Engine {
     }
 
     fn push_err(&self, v: VId, err: Rc<Bottom>, errs: &mut Vec<PathError>) {
+        if err.code == crate::eval::code::NOT_ALLOWED && !err.causes.is_empty() {
+            // Each field not allowed is an error of its own, as in CUE.
+            let mut first = (*err).clone();
+            let rest = std::mem::take(&mut first.causes);
+            self.push_err(v, Rc::new(first), errs);
+            for cause in rest {
+                self.push_err(v, cause, errs);
+            }
+            return;
+        }
         let path = self.path_of(v);
         if errs
             .iter()
@@ -161,7 +177,22 @@ impl Engine {
         let vx = &self.vs[w as usize];
         if let Val::Bottom(b) = &vx.value {
             let b = b.clone();
+            let fields_evaluated = b.code == crate::eval::code::NOT_ALLOWED && vx.is_struct;
             self.push_err(v, b, errs);
+            if fields_evaluated {
+                // A closedness error leaves the fields evaluated: report
+                // their errors too, as CUE does.
+                let arcs: Vec<(Label, VId)> = self.vs[w as usize]
+                    .arcs
+                    .iter()
+                    .map(|(l, a)| (*l, *a))
+                    .collect();
+                for (l, a) in arcs {
+                    if l.is_regular() && !self.vs[a as usize].optional {
+                        let _ = self.export_rec(a, depth + 1, errs);
+                    }
+                }
+            }
             return None;
         }
         if let Some(inc) = vx.incomplete.clone() {
@@ -295,14 +326,42 @@ impl Engine {
                 continue;
             }
             if l.is_def() || l.is_hidden() {
-                if let Some(err) = self.first_fatal(a, 0) {
-                    // Locate the error at the deepest vertex that holds it.
-                    let at = self.find_error_vertex(a, &err, 0).unwrap_or(a);
-                    self.push_err(at, err, errs);
-                }
+                self.hidden_fatal_errors(a, 0, errs);
             } else {
                 self.validate_hidden(a, depth + 1, errs);
             }
+        }
+    }
+
+    /// Every fatal error in the subtree of a hidden field or definition
+    /// (as `first_fatal` walks it), each at the deepest vertex holding it.
+    fn hidden_fatal_errors(&mut self, v: VId, depth: u32, errs: &mut Vec<PathError>) {
+        self.eval_vertex(v);
+        if let Val::Bottom(b) = &self.vs[v as usize].value {
+            let fields_evaluated =
+                b.code == crate::eval::code::NOT_ALLOWED && self.vs[v as usize].is_struct;
+            if !b.incomplete {
+                let err = b.clone();
+                let at = self.find_error_vertex(v, &err, 0).unwrap_or(v);
+                self.push_err(at, err, errs);
+            }
+            if !fields_evaluated {
+                return;
+            }
+        }
+        if depth > 60 || self.vs[v as usize].disj.is_some() {
+            return;
+        }
+        let arcs: Vec<(Label, VId)> = self.vs[v as usize]
+            .arcs
+            .iter()
+            .map(|(l, a)| (*l, *a))
+            .collect();
+        for (l, a) in arcs {
+            if l.is_def() || matches!(l, Label::Let(_)) || self.vs[a as usize].optional {
+                continue;
+            }
+            self.hidden_fatal_errors(a, depth + 1, errs);
         }
     }
 

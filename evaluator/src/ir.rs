@@ -778,7 +778,15 @@ impl<'a> Compiler<'a> {
     }
 
     fn resolve(&mut self, name: &str) -> Ref {
+        let n_scopes = self.scopes.len();
         for (up, scope) in self.scopes.iter().rev().enumerate() {
+            // In the file scope an import name wins over a top-level field,
+            // let or alias of the same name (CUE inserts imports last).
+            if up + 1 == n_scopes {
+                if let Some(r) = self.imports.get(name) {
+                    return r.clone();
+                }
+            }
             let up = up as u32;
             if scope.is_bind {
                 if let Some(index) = scope.vars.get(name) {
