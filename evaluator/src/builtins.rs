@@ -69,6 +69,7 @@ const fn func(n: usize, f: BuiltinFn) -> Member {
         validator: false,
         f,
         special: Special::Plain,
+        scalar_list: None,
     })
 }
 
@@ -81,6 +82,7 @@ const fn special(n: usize, special: Special, f: BuiltinFn) -> Member {
         validator: false,
         f,
         special,
+        scalar_list: None,
     })
 }
 
@@ -97,6 +99,27 @@ const fn func_opt(min: usize, max: usize, f: BuiltinFn) -> Member {
         validator: false,
         f,
         special: Special::Plain,
+        scalar_list: None,
+    })
+}
+
+/// A function member taking `min..=max` arguments, argument `arg` of which
+/// is a list of `kind` (`"string"` or `"number"`) whose elements must be
+/// concrete without taking defaults (see [`Func::scalar_list`]).
+const fn func_scalar_list(
+    min: usize,
+    max: usize,
+    arg: usize,
+    kind: &'static str,
+    f: BuiltinFn,
+) -> Member {
+    Member::Func(Func {
+        min_args: min,
+        max_args: max,
+        validator: false,
+        f,
+        special: Special::Plain,
+        scalar_list: Some((arg, kind)),
     })
 }
 
@@ -108,6 +131,7 @@ const fn validator(n: usize, f: BuiltinFn) -> Member {
         validator: true,
         f,
         special: Special::Plain,
+        scalar_list: None,
     })
 }
 

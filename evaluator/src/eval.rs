@@ -3194,11 +3194,16 @@ impl Engine {
                     ));
                 }
                 let mut vals = Vec::new();
-                for a in args {
-                    match self
-                        .eval_concrete(a, env)
-                        .and_then(|v| self.manifest(v, a.pos))
-                    {
+                for (j, a) in args.iter().enumerate() {
+                    let arg = self.eval_concrete(a, env);
+                    if let (Some((list_arg, kind)), Ok(v)) = (f.scalar_list, &arg) {
+                        if list_arg == j {
+                            if let Some(err) = self.defaulted_elem(v, kind, j, pos, a.pos) {
+                                return Val::Bottom(err);
+                            }
+                        }
+                    }
+                    match arg.and_then(|v| self.manifest(v, a.pos)) {
                         Ok(v) => vals.push(v),
                         Err(e) => {
                             let mut b = (*e).clone();
@@ -3240,6 +3245,50 @@ impl Engine {
 
     /// Runs a builtin whose second argument is CUE rather than data
     /// (`list.Sort(xs, cmp)`, `yaml.Validate(text, schema)`).
+    /// For a builtin's list-of-scalars argument: the error for its first
+    /// element that is still a disjunction (CUE v0.4 does not take the
+    /// defaults of such elements).
+    fn defaulted_elem(
+        &mut self,
+        v: &Val,
+        kind: &str,
+        j: usize,
+        pos: Pos,
+        arg_pos: Pos,
+    ) -> Option<Rc<Bottom>> {
+        let Val::V(w) = v else { return None };
+        let w = self.resolve_default(*w).ok()?;
+        self.eval_vertex(w);
+        if !self.v(w).is_list {
+            return None;
+        }
+        let elems: Vec<VId> = self.v(w).arcs.values().copied().collect();
+        for (i, e) in elems.into_iter().enumerate() {
+            self.eval_vertex(e);
+            if self.v(e).disj.is_some() {
+                let shown = self.vertex_to_cue(e, 0);
+                let elem_pos = self
+                    .v(e)
+                    .conjs
+                    .iter()
+                    .find_map(|c| match &c.kind {
+                        CK::Expr(x) => Some(x.pos),
+                        _ => None,
+                    })
+                    .unwrap_or(arg_pos);
+                return Some(bot(
+                    code::INCOMPLETE,
+                    format!(
+                        "non-concrete value {shown} for element {i} of {kind} list argument {j}"
+                    ),
+                    vec![pos, elem_pos],
+                    true,
+                ));
+            }
+        }
+        None
+    }
+
     fn call_special(
         &mut self,
         f: &'static Func,

@@ -236,6 +236,11 @@ pub struct Func {
     /// Functions whose arguments are not all concrete data, which the
     /// evaluator runs itself.
     pub special: Special,
+    /// An argument that is a list of strings or numbers (its index and
+    /// `"string"` or `"number"`): as in CUE v0.4, the defaults of that
+    /// list's elements are not taken (`strings.Join([v], "")` with
+    /// `v: *"a" | string` is incomplete).
+    pub scalar_list: Option<(usize, &'static str)>,
 }
 
 /// Builtins the evaluator runs itself because an argument is CUE, not data.

@@ -1,8 +1,8 @@
 //! The `list` package.
 
 use super::{
-    arg_int, arg_list, arg_strings, evaluator_only, func, invalid, special, string_list, validator,
-    R,
+    arg_int, arg_list, arg_strings, evaluator_only, func, func_scalar_list, invalid, special,
+    string_list, validator, R,
 };
 use crate::num::Decimal;
 use crate::value::{BuiltinError, Member, Package, Special, Value, ASCENDING, DESCENDING};
@@ -12,26 +12,32 @@ pub(super) static PACKAGE: Package = Package {
     path: "list",
     members: &[
         ("Ascending", Member::Const(ascending)),
-        ("Avg", func(1, avg)),
+        ("Avg", func_scalar_list(1, 1, 0, "number", avg)),
         ("Concat", func(1, concat)),
         ("Contains", func(2, contains)),
         ("Descending", Member::Const(descending)),
         ("Drop", func(2, drop)),
         ("FlattenN", func(2, flatten_n)),
         ("IsSorted", special(2, Special::IsSorted, evaluator_only)),
-        ("IsSortedStrings", func(1, is_sorted_strings)),
-        ("Max", func(1, max)),
+        (
+            "IsSortedStrings",
+            func_scalar_list(1, 1, 0, "string", is_sorted_strings),
+        ),
+        ("Max", func_scalar_list(1, 1, 0, "number", max)),
         ("MaxItems", validator(2, max_items)),
-        ("Min", func(1, min)),
+        ("Min", func_scalar_list(1, 1, 0, "number", min)),
         ("MinItems", validator(2, min_items)),
-        ("Product", func(1, product)),
+        ("Product", func_scalar_list(1, 1, 0, "number", product)),
         ("Range", func(3, range)),
         ("Repeat", func(2, repeat)),
         ("Slice", func(3, slice)),
         ("Sort", special(2, Special::Sort, evaluator_only)),
         ("SortStable", special(2, Special::Sort, evaluator_only)),
-        ("SortStrings", func(1, sort_strings)),
-        ("Sum", func(1, sum)),
+        (
+            "SortStrings",
+            func_scalar_list(1, 1, 0, "string", sort_strings),
+        ),
+        ("Sum", func_scalar_list(1, 1, 0, "number", sum)),
         ("Take", func(2, take)),
         ("UniqueItems", validator(1, unique_items)),
     ],

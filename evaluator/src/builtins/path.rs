@@ -1,7 +1,7 @@
 //! The `path` package: Go's `path/filepath` with an explicit OS argument
 //! (`path.Unix` by default).
 
-use super::{arg_str, arg_strings, func_opt, invalid, string_list, R};
+use super::{arg_str, arg_strings, func_opt, func_scalar_list, invalid, string_list, R};
 use crate::value::{BuiltinError, Member, Package, Value};
 
 /// `path`.
@@ -14,7 +14,7 @@ pub(super) static PACKAGE: Package = Package {
         ("Ext", func_opt(1, 2, ext)),
         ("FromSlash", func_opt(1, 2, from_slash)),
         ("IsAbs", func_opt(1, 2, is_abs)),
-        ("Join", func_opt(1, 2, join)),
+        ("Join", func_scalar_list(1, 2, 0, "string", join)),
         ("Plan9", Member::Const(plan9_const)),
         ("Rel", func_opt(2, 3, rel)),
         ("Resolve", func_opt(2, 3, resolve)),

@@ -1,6 +1,9 @@
 //! The `strings` package: Go's `strings` functions as CUE v0.4 exposes them.
 
-use super::{arg_i64, arg_int, arg_str, arg_strings, func, invalid, string_list, validator, R};
+use super::{
+    arg_i64, arg_int, arg_str, arg_strings, func, func_scalar_list, invalid, string_list,
+    validator, R,
+};
 use crate::value::{Package, Value};
 
 /// `strings`.
@@ -18,7 +21,7 @@ pub(super) static PACKAGE: Package = Package {
         ("HasSuffix", func(2, has_suffix)),
         ("Index", func(2, index)),
         ("IndexAny", func(2, index_any)),
-        ("Join", func(2, join)),
+        ("Join", func_scalar_list(2, 2, 0, "string", join)),
         ("LastIndex", func(2, last_index)),
         ("LastIndexAny", func(2, last_index_any)),
         ("MaxRunes", validator(2, max_runes)),
