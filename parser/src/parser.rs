@@ -785,7 +785,9 @@ impl<'a> Parser<'a> {
         let value = if self.at_label_end() {
             if self.enter() {
                 let inner_label = self.expr_to_label(value);
-                let inner = self.parse_field_rest(inner_label, Doc::default(), value_start);
+                let inner = crate::stack::grow(|| {
+                    self.parse_field_rest(inner_label, Doc::default(), value_start)
+                });
                 self.leave();
                 let span = inner.span;
                 Expr::Struct(StructLit {
@@ -1168,7 +1170,7 @@ impl<'a> Parser<'a> {
             });
         }
         self.bump();
-        let expr = self.parse_unary();
+        let expr = crate::stack::grow(|| self.parse_unary());
         self.leave();
         Expr::Unary {
             op,
