@@ -128,45 +128,68 @@ impl Shape {
     }
 }
 
-/// The exact value of a YAML number written in decimal notation
-/// (`-12`, `1.50`, `.5`, `1e3`); `None` for other notations (`0x1F`,
-/// `0o17`, `.inf`), which keep the first pass's value.
-fn decimal_number(text: &str) -> Option<Value> {
-    let body = text.strip_prefix(['-', '+']).unwrap_or(text);
-    let mantissa_end = body.find(['e', 'E']).unwrap_or(body.len());
-    let (mantissa, exp) = body.split_at(mantissa_end);
-    let digits_ok = !mantissa.is_empty()
-        && mantissa.chars().all(|c| c.is_ascii_digit() || c == '.')
-        && mantissa.matches('.').count() <= 1
-        && mantissa.chars().any(|c| c.is_ascii_digit());
+/// The value of a plain scalar that the YAML parser read as a number, as
+/// CUE v0.4's YAML decoder makes it (go-yaml v2 rules, then the scalar's
+/// text as a CUE number literal):
+/// - with `_` removed, an integer in Go syntax (`12`, `0x1F`, `0o17`, `017`
+///   octal) is that int;
+/// - otherwise, text of the form `[-+]?[0-9]*\.?[0-9]+([eE][-+][0-9]+)?` is
+///   a number literal taken exactly (`1.50`, `.5`, `12e+2`, a 30-digit
+///   int), `-x` being the negation of `x`;
+/// - anything else (`1e3`, `5.`, `1.5e3`: go-yaml wants a signed exponent
+///   and a digit after the point) is a string.
+fn yaml_number(text: &str, first: &Value) -> Value {
+    let plain: String = text.chars().filter(|&c| c != '_').collect();
+    let (neg, body) = match plain.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, plain.strip_prefix('+').unwrap_or(&plain)),
+    };
+    let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    // Go integer syntax with a base prefix or a leading zero (octal): the
+    // parser's value stands (it read `0x`/`0o`; `017` is octal in Go).
+    if body.len() > 1 && body.starts_with('0') && all_digits(body) {
+        if let Some(v) = i128::from_str_radix(body, 8)
+            .ok()
+            .filter(|_| body.bytes().all(|b| b < b'8'))
+        {
+            return Value::Int(if neg { -v } else { v });
+        }
+        return first.clone();
+    }
+    if body.starts_with("0x") || body.starts_with("0o") || body.starts_with("0b") {
+        return first.clone();
+    }
+    let (mantissa, exp) = match body.find(['e', 'E']) {
+        Some(at) => body.split_at(at),
+        None => (body, ""),
+    };
     let exp_ok = exp.is_empty() || {
         let e = &exp[1..];
-        let e = e.strip_prefix(['-', '+']).unwrap_or(e);
-        !e.is_empty() && e.chars().all(|c| c.is_ascii_digit())
+        matches!(e.as_bytes().first(), Some(b'-' | b'+')) && all_digits(&e[1..])
     };
-    if !digits_ok || !exp_ok {
-        return None;
+    let mantissa_ok = match mantissa.split_once('.') {
+        Some((int, frac)) => (int.is_empty() || all_digits(int)) && all_digits(frac),
+        None => all_digits(mantissa),
+    };
+    if !exp_ok || !mantissa_ok {
+        return Value::String(text.to_string());
     }
     let is_float = mantissa.contains('.') || !exp.is_empty();
-    // `.5` and `5.` as the decimal parser reads them.
-    let mut normal = String::with_capacity(text.len() + 2);
-    if mantissa.starts_with('.') {
-        normal.push('0');
-    }
-    normal.push_str(mantissa);
-    if mantissa.ends_with('.') {
-        normal.push('0');
-    }
-    normal.push_str(exp);
-    let d = Decimal::parse(&normal)?;
-    // `-x` is the negation of `x`, as CUE reads it (so `-0` and `-0.0` are
-    // zeros without a sign).
-    let d = if text.starts_with('-') { d.neg() } else { d };
-    Some(if is_float {
+    // `.5` as the decimal parser reads it.
+    let normal = if mantissa.starts_with('.') {
+        format!("0{body}")
+    } else {
+        body.to_string()
+    };
+    let Some(d) = Decimal::parse(&normal) else {
+        return first.clone();
+    };
+    let d = if neg { d.neg() } else { d };
+    if is_float {
         Value::Float(d)
     } else {
         Value::int(d)
-    })
+    }
 }
 
 /// Second pass: the value of a node whose shape is known.
@@ -179,7 +202,7 @@ impl<'de> DeserializeSeed<'de> for Guided<'_> {
         match self.0 {
             Shape::Num(first) => {
                 let text = String::deserialize(d)?;
-                Ok(decimal_number(text.trim()).unwrap_or_else(|| first.clone()))
+                Ok(yaml_number(text.trim(), first))
             }
             Shape::Seq(items) => d.deserialize_seq(GuidedSeq(items)),
             Shape::Map(fields) => d.deserialize_map(GuidedMap(fields)),
