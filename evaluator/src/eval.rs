@@ -480,7 +480,7 @@ struct Builder {
     expanding: Vec<VId>,
     /// The members of a deep `expanding` stack, for O(1) membership tests
     /// (filled only past `EXPANDING_SET_FROM` entries).
-    expanding_set: std::collections::HashSet<VId>,
+    expanding_set: rustc_hash::FxHashSet<VId>,
     incomplete: Option<Rc<Bottom>>,
     cycle: Option<Rc<Bottom>>,
     deferred: Vec<(Rc<E>, Env, CI)>,
@@ -2259,7 +2259,7 @@ impl Engine {
             return;
         }
         let mut lists: Vec<Vec<Label>> = fronts.iter().map(|(_, l)| l.clone()).collect();
-        let declared: std::collections::HashSet<Label> = lists.iter().flatten().copied().collect();
+        let declared: rustc_hash::FxHashSet<Label> = lists.iter().flatten().copied().collect();
         let extra: Vec<Label> = self
             .v(v)
             .arcs
@@ -3837,7 +3837,7 @@ fn record_front(fronts: &mut Vec<(Rc<StructLit>, Vec<Label>)>, lit: &Rc<StructLi
 /// follows it (so the last label of a list is released only as below). When
 /// no head is free, the head of the first non-empty list is placed.
 fn merge_fronts(mut lists: Vec<Vec<Label>>) -> Vec<Label> {
-    let mut waiting: HashMap<Label, usize> = HashMap::new();
+    let mut waiting: rustc_hash::FxHashMap<Label, usize> = Default::default();
     for list in &lists {
         for l in list.iter().skip(1) {
             *waiting.entry(*l).or_default() += 1;
@@ -3846,7 +3846,7 @@ fn merge_fronts(mut lists: Vec<Vec<Label>>) -> Vec<Label> {
     for list in &mut lists {
         list.reverse();
     }
-    let mut placed: std::collections::HashSet<Label> = std::collections::HashSet::new();
+    let mut placed: rustc_hash::FxHashSet<Label> = Default::default();
     let mut order: Vec<Label> = Vec::new();
     loop {
         let free = lists.iter().position(|list| {
