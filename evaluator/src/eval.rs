@@ -14,7 +14,7 @@ use std::rc::Rc;
 use cuedag_parser::ast::{self, BinaryOp, UnaryOp};
 use indexmap::IndexMap;
 
-use crate::fasthash::FastIndexMap;
+use crate::fasthash::{FastIndexMap, FastIndexSet};
 use crate::ir::{
     kind, ClauseC, Compr, DeclC, Ek, FieldDecl, FieldLabel, Interner, Label, ListElemC, ListLit,
     PkgId, Pos, Predeclared, Ref, StructLit, E,
@@ -477,10 +477,9 @@ struct Builder {
     elems: Vec<(Rc<Vec<VId>>, Pos)>,
     groups: Vec<LitGroup>,
     patterns: Vec<(Rc<E>, Rc<E>, Env, CI)>,
-    expanding: Vec<VId>,
-    /// The members of a deep `expanding` stack, for O(1) membership tests
-    /// (filled only past `EXPANDING_SET_FROM` entries).
-    expanding_set: rustc_hash::FxHashSet<VId>,
+    /// The vertices whose conjuncts are being added, innermost last (a
+    /// stack with O(1) membership: reference chains can be long).
+    expanding: FastIndexSet<VId>,
     incomplete: Option<Rc<Bottom>>,
     cycle: Option<Rc<Bottom>>,
     deferred: Vec<(Rc<E>, Env, CI)>,
@@ -492,9 +491,6 @@ struct Builder {
     /// Fields with computed labels, added after the struct's conjuncts.
     dynamics: Vec<(FieldDecl, Env, u32, usize)>,
 }
-
-/// Depth of the `expanding` stack from which membership uses the set.
-const EXPANDING_SET_FROM: usize = 32;
 
 impl Builder {
     fn new(v: VId) -> Self {
@@ -512,8 +508,7 @@ impl Builder {
             elems: Vec::new(),
             groups: Vec::new(),
             patterns: Vec::new(),
-            expanding: Vec::new(),
-            expanding_set: Default::default(),
+            expanding: FastIndexSet::default(),
             incomplete: None,
             cycle: None,
             deferred: Vec::new(),
@@ -542,7 +537,6 @@ impl Builder {
             groups,
             patterns,
             expanding,
-            expanding_set,
             incomplete,
             cycle,
             deferred,
@@ -563,43 +557,12 @@ impl Builder {
         groups.clear();
         patterns.clear();
         expanding.clear();
-        expanding_set.clear();
         *incomplete = None;
         *cycle = None;
         deferred.clear();
         *deferring = false;
         fronts.clear();
         dynamics.clear();
-    }
-
-    /// Whether `w`'s conjuncts are being added (a reference cycle).
-    fn is_expanding(&self, w: VId) -> bool {
-        if self.expanding.len() > EXPANDING_SET_FROM {
-            self.expanding_set.contains(&w)
-        } else {
-            self.expanding.contains(&w)
-        }
-    }
-
-    fn push_expanding(&mut self, w: VId) {
-        self.expanding.push(w);
-        if self.expanding.len() > EXPANDING_SET_FROM {
-            if self.expanding_set.is_empty() {
-                self.expanding_set.extend(self.expanding.iter().copied());
-            } else {
-                self.expanding_set.insert(w);
-            }
-        }
-    }
-
-    fn pop_expanding(&mut self) {
-        if let Some(w) = self.expanding.pop() {
-            if self.expanding.len() >= EXPANDING_SET_FROM {
-                self.expanding_set.remove(&w);
-            } else {
-                self.expanding_set.clear();
-            }
-        }
     }
 }
 
@@ -1274,7 +1237,7 @@ impl Engine {
 
     fn add_vertex_inner(&mut self, b: &mut Builder, w: VId, ci: CI, is_def: bool, pos: Pos) {
         self.record_ref(w);
-        if w == b.v || b.is_expanding(w) {
+        if w == b.v || b.expanding.contains(&w) {
             return;
         }
         // A reference to an ancestor is a structural cycle.
@@ -1377,7 +1340,7 @@ impl Engine {
         };
         // Conjuncts that were closed in their original context stay closed.
         let mut closed_group: Option<u32> = None;
-        b.push_expanding(w);
+        b.expanding.insert(w);
         for i in 0..n_conjs {
             let Some(c) = self.v(w).conjs.get(i) else {
                 break;
@@ -1407,7 +1370,7 @@ impl Engine {
             }
             self.add_conj(b, Conj { kind, env, ci: cci });
         }
-        b.pop_expanding();
+        b.expanding.pop();
     }
 
     fn add_fields(

@@ -13,3 +13,6 @@ pub type FastMap<K, V> = std::collections::HashMap<K, V, FastState>;
 
 /// An `IndexMap` with FxHash.
 pub type FastIndexMap<K, V> = indexmap::IndexMap<K, V, FastState>;
+
+/// An `IndexSet` with FxHash.
+pub type FastIndexSet<T> = indexmap::IndexSet<T, FastState>;
