@@ -111,17 +111,18 @@ fn key_text(key: Shape) -> String {
 }
 
 impl Shape {
-    fn into_value(self) -> Value {
+    /// The first pass's value (numbers as the parser read them).
+    fn to_value(&self) -> Value {
         match self {
             Shape::Null => Value::Null,
-            Shape::Bool(b) => Value::Bool(b),
-            Shape::Num(n) => n,
-            Shape::Str(s) => Value::String(s),
-            Shape::Seq(items) => Value::List(items.into_iter().map(Shape::into_value).collect()),
+            Shape::Bool(b) => Value::Bool(*b),
+            Shape::Num(n) => n.clone(),
+            Shape::Str(s) => Value::String(s.clone()),
+            Shape::Seq(items) => Value::List(items.iter().map(Shape::to_value).collect()),
             Shape::Map(fields) => Value::Struct(
                 fields
-                    .into_iter()
-                    .map(|(k, v)| (k, v.into_value()))
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.to_value()))
                     .collect(),
             ),
         }
@@ -145,13 +146,10 @@ fn yaml_number(text: &str, first: &Value) -> Value {
         None => (false, plain.strip_prefix('+').unwrap_or(&plain)),
     };
     let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    // Go integer syntax with a base prefix or a leading zero (octal): the
-    // parser's value stands (it read `0x`/`0o`; `017` is octal in Go).
+    // Go integer syntax with a leading zero is octal (`017` is 15); with a
+    // base prefix the parser's value stands (it read `0x`/`0o`/`0b`).
     if body.len() > 1 && body.starts_with('0') && all_digits(body) {
-        if let Some(v) = i128::from_str_radix(body, 8)
-            .ok()
-            .filter(|_| body.bytes().all(|b| b < b'8'))
-        {
+        if let Ok(v) = i128::from_str_radix(body, 8) {
             return Value::Int(if neg { -v } else { v });
         }
         return first.clone();
@@ -208,19 +206,9 @@ impl<'de> DeserializeSeed<'de> for Guided<'_> {
             Shape::Map(fields) => d.deserialize_map(GuidedMap(fields)),
             Shape::Null | Shape::Bool(_) | Shape::Str(_) => {
                 IgnoredAny::deserialize(d)?;
-                Ok(shape_scalar(self.0))
+                Ok(self.0.to_value())
             }
         }
-    }
-}
-
-fn shape_scalar(s: &Shape) -> Value {
-    match s {
-        Shape::Null => Value::Null,
-        Shape::Bool(b) => Value::Bool(*b),
-        Shape::Str(s) => Value::String(s.clone()),
-        Shape::Num(n) => n.clone(),
-        Shape::Seq(_) | Shape::Map(_) => Value::Null,
     }
 }
 
@@ -275,5 +263,5 @@ pub(super) fn read(bytes: &[u8]) -> Result<Value, serde_yaml::Error> {
     // document is one the guided reader cannot follow (a tag it resolves
     // differently), the first pass's values stand.
     let exact = Guided(&shape).deserialize(serde_yaml::Deserializer::from_slice(bytes));
-    Ok(exact.unwrap_or_else(|_| shape.into_value()))
+    Ok(exact.unwrap_or_else(|_| shape.to_value()))
 }
