@@ -184,9 +184,22 @@ fn number_tokens(text: &str) -> (Vec<String>, String) {
     (out, skeleton)
 }
 
-/// A JSON number token as a decimal (`-x` negates `x`, so `-0` is 0, as
-/// CUE reads it); `None` if it is not JSON number syntax.
-fn json_number(text: &str) -> Option<(Decimal, bool)> {
+/// The value of a number literal's unsigned `digits` (an int when written
+/// without a fraction or exponent), negated when `neg`: `-x` negates `x`,
+/// so `-0` is 0, as CUE reads it. `None` if the decimal parser rejects it.
+pub(super) fn literal_number(neg: bool, digits: &str) -> Option<Value> {
+    let d = Decimal::parse(digits)?;
+    let d = if neg { d.neg() } else { d };
+    Some(if digits.contains(['.', 'e', 'E']) {
+        Value::Float(d)
+    } else {
+        Value::int(d)
+    })
+}
+
+/// A JSON number token as a value (see [`literal_number`]); `None` if it is
+/// not JSON number syntax.
+fn json_number(text: &str) -> Option<Value> {
     let (neg, digits) = match text.strip_prefix('-') {
         Some(rest) => (true, rest),
         None => (false, text),
@@ -201,9 +214,7 @@ fn json_number(text: &str) -> Option<(Decimal, bool)> {
     {
         return None;
     }
-    let d = Decimal::parse(digits)?;
-    let is_float = digits.contains(['.', 'e', 'E']);
-    Some((if neg { d.neg() } else { d }, is_float))
+    literal_number(neg, digits)
 }
 
 /// Converts parsed JSON, taking each number from its text as CUE does:
@@ -214,14 +225,7 @@ fn with_exact_numbers<'a>(
     numbers: &mut impl Iterator<Item = &'a str>,
 ) -> Option<Value> {
     Some(match json {
-        serde_json::Value::Number(_) => {
-            let (d, is_float) = json_number(numbers.next()?)?;
-            if is_float {
-                Value::Float(d)
-            } else {
-                Value::int(d)
-            }
-        }
+        serde_json::Value::Number(_) => json_number(numbers.next()?)?,
         serde_json::Value::Array(a) => Value::List(
             a.iter()
                 .map(|v| with_exact_numbers(v, numbers))

@@ -172,22 +172,13 @@ fn yaml_number(text: &str, first: &Value) -> Value {
     if !exp_ok || !mantissa_ok {
         return Value::String(text.to_string());
     }
-    let is_float = mantissa.contains('.') || !exp.is_empty();
     // `.5` as the decimal parser reads it.
     let normal = if mantissa.starts_with('.') {
         format!("0{body}")
     } else {
         body.to_string()
     };
-    let Some(d) = Decimal::parse(&normal) else {
-        return first.clone();
-    };
-    let d = if neg { d.neg() } else { d };
-    if is_float {
-        Value::Float(d)
-    } else {
-        Value::int(d)
-    }
+    super::json::literal_number(neg, &normal).unwrap_or_else(|| first.clone())
 }
 
 /// Second pass: the value of a node whose shape is known.
